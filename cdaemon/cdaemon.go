@@ -1,0 +1,206 @@
+//go:build cgo
+
+package cdaemon
+
+/*
+#cgo CFLAGS: -std=c11 -D_GNU_SOURCE
+#include <stdlib.h>
+#include "../csrc/cdaemon.h"
+#include "../csrc/internal.h"
+extern int cdaemon_go_constructor_ran;
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sync"
+	"unsafe"
+)
+
+// Exit statuses of the launching process, as documented in the README.
+// A daemon's own Fail(code, err) is passed through unchanged, so pick
+// codes outside these.
+const (
+	ExitReady     = C.CDAEMON_EXIT_READY     // the daemon reported ready
+	ExitUsage     = C.CDAEMON_EXIT_USAGE     // a CDAEMON* variable has a bad value
+	ExitSoftware  = C.CDAEMON_EXIT_SOFTWARE  // exited before ready; or unusable build
+	ExitOSErr     = C.CDAEMON_EXIT_OSERR     // a system call of the sequence failed
+	ExitCantCreat = C.CDAEMON_EXIT_CANTCREAT // pid file or log file cannot be opened
+	ExitRunning   = C.CDAEMON_EXIT_RUNNING   // the pid file is locked by a live daemon
+	ExitTimeout   = C.CDAEMON_EXIT_TIMEOUT   // not ready in time; killed
+)
+
+// mu serialises calls into the C state, which is plain process globals.
+var mu sync.Mutex
+
+func init() {
+	checkBuild(os.Getenv("CDAEMON") != "", C.cdaemon_go_constructor_ran != 0, buildMode())
+}
+
+func buildMode() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-buildmode" {
+				return s.Value
+			}
+		}
+	}
+	return ""
+}
+
+// checkBuild refuses the builds in which the constructor cannot have done
+// its job. The refusal is loud and immediate: a program that was asked to
+// daemonize and silently stays in the foreground is worse than one that
+// does not start.
+func checkBuild(triggered, constructorRan bool, mode string) {
+	msg := ""
+	switch {
+	case mode == "c-archive" || mode == "c-shared":
+		// The runtime is started by its own constructor in these modes,
+		// and on another thread (golang/go#31860): no fork is safe after.
+		msg = fmt.Sprintf("cdaemon: -buildmode=%s is not supported: the Go runtime starts before the daemon could fork", mode)
+	case triggered && !constructorRan:
+		msg = "cdaemon: CDAEMON is set but the constructor did not run: " +
+			"the program was linked without it (-ldflags=-linkmode=internal drops C constructors); " +
+			"build with the default external linking"
+	}
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
+		os.Exit(ExitSoftware)
+	}
+}
+
+// Daemonized reports whether the constructor made this process a daemon
+// (CDAEMON=1 at start), including the foreground mode for supervisors.
+func Daemonized() bool { return C.cdaemon_daemonized() != 0 }
+
+// Foreground reports whether the daemon runs in the foreground mode
+// (CDAEMON_FOREGROUND=1): every step but the forks.
+func Foreground() bool { return C.cdaemon_foreground() != 0 }
+
+// IsReady reports whether Ready has been called successfully.
+func IsReady() bool { return C.cdaemon_is_ready() != 0 }
+
+// Ready tells the launcher that the daemon is ready: stdout and stderr move
+// from the relay to the log file (or /dev/null), and the launcher exits 0.
+// Call it once the daemon can do its job (its sockets listen, its
+// configuration is loaded). It is idempotent, and a no-op when the process
+// is not a daemon.
+func Ready() error {
+	mu.Lock()
+	defer mu.Unlock()
+	if r, err := C.cdaemon_ready(); r != 0 {
+		return fmt.Errorf("cdaemon: ready: %w", err)
+	}
+	return nil
+}
+
+// Fail reports that the daemon cannot start and exits with code (1-255;
+// anything else becomes 1). The launcher prints err on its own stderr and
+// exits with the same code. The pid file is removed. When the process is
+// not a daemon, err is printed on stderr. Deferred functions do not run,
+// as with os.Exit.
+func Fail(code int, err error) {
+	msg := "(no message)"
+	if err != nil {
+		msg = err.Error()
+	}
+	cmsg := C.CString(msg)
+	mu.Lock()
+	C.cdaemon_fail(C.int(code), cmsg) // does not return
+	panic("unreachable")
+}
+
+// Exit removes the pid file, if this process holds it, and exits with
+// code. Use it (or RemovePIDFile) for a clean shutdown: the Go runtime
+// exits without running C atexit handlers, so nothing else removes it.
+func Exit(code int) {
+	mu.Lock()
+	C.cdaemon_exit(C.int(code)) // does not return
+	panic("unreachable")
+}
+
+// RemovePIDFile removes the pid file if this process holds its lock, and
+// releases the lock. A second call does nothing.
+func RemovePIDFile() error {
+	mu.Lock()
+	defer mu.Unlock()
+	if r, err := C.cdaemon_remove_pidfile(); r != 0 {
+		return fmt.Errorf("cdaemon: remove pid file: %w", err)
+	}
+	return nil
+}
+
+// PIDFile returns the absolute path of the pid file this daemon holds, or
+// "" when there is none.
+func PIDFile() string { return goString(C.cdaemon_pidfile()) }
+
+// LogFile returns the absolute path of the log file that stdout and
+// stderr are appended to, or "" when they go to /dev/null.
+func LogFile() string { return goString(C.cdaemon_logfile()) }
+
+func goString(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
+}
+
+// Stage is the identity of the process at one stage of the sequence, as
+// recorded at that moment: the slides' "Trying to become a daemon" table.
+type Stage struct {
+	Name     string // "launcher", "first child", "after setsid", "daemon"
+	Recorded bool   // false if the sequence did not pass this stage
+	PID      int
+	PPID     int
+	PGID     int
+	SID      int
+}
+
+// Stages returns the four stages in order: the launcher before the first
+// fork; the first child before setsid; the first child after setsid (a
+// session and group leader); and the daemon, recorded once the first child
+// has exited. The daemon's PPID is then the launcher, which adopts it as a
+// child subreaper until it is ready (so it can report how a failed start
+// died); after that the daemon belongs to init or the nearest subreaper.
+// In the foreground mode only the launcher and daemon stages are recorded.
+func Stages() []Stage {
+	out := make([]Stage, 0, C.CDAEMON_NSTAGES)
+	for i := 0; i < C.CDAEMON_NSTAGES; i++ {
+		var s C.struct_cdaemon_stage
+		C.cdaemon_stage(C.int(i), &s)
+		out = append(out, Stage{
+			Name:     C.GoString(C.cdaemon_stage_name(C.int(i))),
+			Recorded: s.recorded != 0,
+			PID:      int(s.pid),
+			PPID:     int(s.ppid),
+			PGID:     int(s.pgid),
+			SID:      int(s.sid),
+		})
+	}
+	return out
+}
+
+// ErrLockedNoPID is returned by PIDFileOwner when the pid file is locked
+// but its owner has not written a pid within a few seconds.
+var ErrLockedNoPID = errors.New("cdaemon: pid file is locked but holds no pid")
+
+// PIDFileOwner returns the pid of the live process holding the lock on the
+// pid file at path, or 0 if no process holds it (the file may be missing
+// or stale). It decides by the lock, never by kill(pid, 0): a dead
+// daemon's pid may belong to another process by now.
+func PIDFileOwner(path string) (int, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	pid, err := C.cdaemon_pidfile_owner(cpath)
+	switch {
+	case pid == -2:
+		return 0, ErrLockedNoPID
+	case pid < 0:
+		return 0, fmt.Errorf("cdaemon: pid file %s: %w", path, err)
+	}
+	return int(pid), nil
+}

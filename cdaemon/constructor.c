@@ -1,0 +1,36 @@
+// The ELF constructor that daemonizes a Go program before its runtime
+// starts. It runs from .init_array, after the dynamic loader and libc are
+// set up and before main(), which for a cgo binary is where the Go runtime
+// is born: the process has exactly one thread here, so fork() is safe.
+//
+// The default priority is deliberate: in -buildmode=c-shared and c-archive
+// the Go runtime's own constructor (_rt0_amd64_linux_lib) runs first and
+// starts a thread, and cdaemon_start's thread check then refuses to fork.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../csrc/cdaemon.h"
+#include "../csrc/internal.h"
+
+// Read by the Go side: the trigger set but this still 0 means the
+// constructor was dropped, as -ldflags=-linkmode=internal does silently.
+int cdaemon_go_constructor_ran;
+
+__attribute__((constructor)) static void cdaemon_go_constructor(void)
+{
+	struct cdaemon_config cfg;
+	char err[1024];
+
+	cdaemon_go_constructor_ran = 1;
+	// musl passes no arguments to constructors: everything comes from
+	// the environment.
+	int r = cdaemon_config_from_env(&cfg, err, sizeof err);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		cdaemon__print(2, "%s\n", err);
+		_exit(CDAEMON_EXIT_USAGE);
+	}
+	// Returns only in the daemon; the launcher exits with its status.
+	(void)cdaemon_start(&cfg);
+}

@@ -1,0 +1,171 @@
+/*
+ * cdaemon: the Unix daemon sequence, done right, for C and for Go.
+ *
+ * Two families of functions live here.
+ *
+ *  - Ruby-compatible primitives for C tools: cdaemon_daemon() is Ruby's
+ *    rb_daemon (fork, setsid, fork, chdir, stdio onto /dev/null) and
+ *    cdaemon_setsid() is ruby_setsid. Unlike glibc daemon(3), which forks
+ *    once and leaves the daemon a session leader, cdaemon_daemon() forks
+ *    twice, so the daemon can never acquire a controlling terminal.
+ *
+ *  - The full sequence with readiness: cdaemon_start() performs every SysV
+ *    step of systemd's daemon(7) and returns only in the daemon. The
+ *    launching process waits until the daemon calls cdaemon_ready() (exit 0)
+ *    or cdaemon_fail() (exit with the daemon's code and message), so its exit
+ *    status tells the truth. The Go package github.com/cdaemon/cdaemon/cdaemon
+ *    runs this sequence from an ELF constructor, before the Go runtime starts.
+ *
+ * All functions are for single-threaded callers: forking a multi-threaded
+ * process leaves the child with one thread and whatever locks the others held.
+ */
+#ifndef CDAEMON_H
+#define CDAEMON_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDAEMON_VERSION "0.1.0"
+
+/* The public symbols; the shared library hides everything else. */
+#define CDAEMON_API __attribute__((visibility("default")))
+
+/*
+ * Exit statuses of the launching process. 0 means the daemon reported
+ * ready; a daemon's own cdaemon_fail(code, ...) is passed through unchanged,
+ * so daemons should pick codes outside the ones reserved here.
+ * The values follow sysexits(3) where one fits, and timeout(1) for 124.
+ */
+enum {
+	CDAEMON_EXIT_READY = 0,
+	CDAEMON_EXIT_USAGE = 64,     /* a CDAEMON* variable has a bad value */
+	CDAEMON_EXIT_SOFTWARE = 70,  /* the daemon exited before it was ready */
+	CDAEMON_EXIT_OSERR = 71,     /* a system call of the sequence failed */
+	CDAEMON_EXIT_CANTCREAT = 73, /* pid file or log file cannot be opened */
+	CDAEMON_EXIT_RUNNING = 75,   /* the pid file is locked by a live daemon */
+	CDAEMON_EXIT_TIMEOUT = 124,  /* not ready in time; the daemon was killed */
+	/* 128+N: the daemon was killed by signal N before it was ready, or the
+	 * launcher itself got signal N while waiting (and stopped the daemon). */
+};
+
+#define CDAEMON_MAX_KEEP_FDS 64
+#define CDAEMON_DEFAULT_TIMEOUT_MS 60000LL
+
+/* What cdaemon_start() does. Zero it, then set what you need;
+ * cdaemon_config_init() gives the documented defaults. */
+struct cdaemon_config {
+	const char *pidfile;  /* created, locked for life; NULL: none */
+	const char *logfile;  /* stdout+stderr appended here; NULL: /dev/null */
+	const char *dir;      /* working directory; NULL: "/" */
+	int umask;            /* -1: keep the inherited umask */
+	long long timeout_ms; /* launcher's wait for ready; <= 0: the default */
+	int keep_fds[CDAEMON_MAX_KEEP_FDS]; /* inherited fds to keep open */
+	int nkeep_fds;
+	int noclose;    /* leave fds 0-2 as they are (Ruby's noclose) */
+	int foreground; /* every step but the forks, for supervisors */
+	const char *user;  /* drop to this user (name or number); NULL: stay */
+	const char *group; /* and this group; NULL: the user's primary group */
+};
+
+CDAEMON_API void cdaemon_config_init(struct cdaemon_config *cfg);
+
+/*
+ * Reads the CDAEMON* environment (see the README's table) into cfg.
+ * Returns 1 if the trigger CDAEMON=1 is set, 0 if it is unset or empty
+ * (cfg then holds the defaults), and -1 on a bad value, with a message
+ * naming the variable and the value in err. Strings in cfg point into the
+ * environment. Unknown CDAEMON_* names are errors, so typos are caught.
+ */
+CDAEMON_API int cdaemon_config_from_env(struct cdaemon_config *cfg, char *err,
+			    size_t errlen);
+
+/*
+ * The full sequence. Returns 0 in the daemon, which must then call
+ * cdaemon_ready() or cdaemon_fail(). The launcher never returns: it exits
+ * with the status described above. Before anything forks, a bad
+ * configuration or a failed open prints "cdaemon: <step>: <cause>" on
+ * stderr and exits (so nothing is left half started); failures in the
+ * children travel back to the launcher, which prints them.
+ */
+CDAEMON_API int cdaemon_start(const struct cdaemon_config *cfg);
+
+/* Report readiness to the launcher: stdout and stderr move from the relay
+ * (which showed early output on the launcher's terminal) to the log file or
+ * /dev/null, then the launcher exits 0. Idempotent; 0 on success. */
+CDAEMON_API int cdaemon_ready(void);
+
+/* Report failure: the launcher prints "cdaemon: daemon (pid N) failed: msg"
+ * and exits with code (1-255; anything else becomes 1). Removes the pid
+ * file, then _exit(code). Before ready, or when not daemonized, the message
+ * goes to stderr. */
+CDAEMON_API void cdaemon_fail(int code, const char *msg) __attribute__((noreturn));
+
+/* Removes the pid file (if this process owns it) and _exit(code). */
+CDAEMON_API void cdaemon_exit(int code) __attribute__((noreturn));
+
+/* Removes the pid file if this process holds its lock; 0 or -1 with errno. */
+CDAEMON_API int cdaemon_remove_pidfile(void);
+
+/* The live holder of the lock on the pid file at path: its pid (> 0); 0
+ * when nobody holds it (the file is missing or stale); -2 when it is locked
+ * but no pid was written within a few seconds; -1 on error, with errno.
+ * Decided by the lock, never by kill(pid, 0). */
+CDAEMON_API pid_t cdaemon_pidfile_owner(const char *path);
+
+/* 1 in a daemon made by cdaemon_start() (or in the foreground mode). */
+CDAEMON_API int cdaemon_daemonized(void);
+CDAEMON_API int cdaemon_foreground(void);
+CDAEMON_API int cdaemon_is_ready(void);
+
+/* The pid file path as an absolute path, or NULL. */
+CDAEMON_API const char *cdaemon_pidfile(void);
+/* The log file path as an absolute path, or NULL. */
+CDAEMON_API const char *cdaemon_logfile(void);
+
+/* Identity of the process at each stage of the sequence, recorded as it
+ * happened: the "Trying to become a daemon" table of the slides. */
+enum {
+	CDAEMON_STAGE_LAUNCHER = 0, /* before the first fork */
+	CDAEMON_STAGE_CHILD,        /* first child, before setsid */
+	CDAEMON_STAGE_SESSION,      /* first child, after setsid */
+	CDAEMON_STAGE_DAEMON,       /* second child, once the first exited */
+	CDAEMON_NSTAGES
+};
+
+struct cdaemon_stage {
+	int recorded; /* 0 if the sequence never reached this stage */
+	pid_t pid, ppid, pgid, sid;
+};
+
+/* 0 and fills *out, or -1 (EINVAL) for an unknown stage. */
+CDAEMON_API int cdaemon_stage(int stage, struct cdaemon_stage *out);
+CDAEMON_API const char *cdaemon_stage_name(int stage);
+
+/* Ruby's rb_daemon: fork (parent _exit(0)), setsid, fork (parent
+ * _exit(0)), chdir("/") unless nochdir, fds 0-2 onto /dev/null unless
+ * noclose. 0, or -1 with errno in the process that failed. */
+CDAEMON_API int cdaemon_daemon(int nochdir, int noclose);
+
+/* Ruby's ruby_setsid: setsid(); where setsid is missing, setpgrp() and
+ * then TIOCNOTTY on /dev/tty. Returns the new session id, or -1. */
+CDAEMON_API pid_t cdaemon_setsid(void);
+/* The fallback path alone, compiled and tested on every system. */
+CDAEMON_API pid_t cdaemon_setsid_fallback(void);
+
+/* Close every fd >= 3 except those in keep[] (close_range(2) where it is
+ * available, else a walk of /proc/self/fd; never a loop to RLIMIT_NOFILE).
+ * 0, or -1 with errno. */
+CDAEMON_API int cdaemon_close_fds(const int *keep, int nkeep);
+
+/* Default disposition for every signal and an empty signal mask. */
+CDAEMON_API int cdaemon_reset_signals(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

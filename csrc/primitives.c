@@ -1,0 +1,304 @@
+/*
+ * The Ruby-compatible primitives (rb_daemon, ruby_setsid) and the small
+ * system steps the full sequence is built from.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct cdaemon_state cdaemon__state = {
+	.ready_fd = -1,
+	.out_fd = -1,
+	.pid_fd = -1,
+};
+
+ssize_t cdaemon__write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = write(fd, p + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/* Formats into a stack buffer and writes once: no stdio buffer survives to
+ * be flushed twice after a fork. */
+void cdaemon__print(int fd, const char *fmt, ...)
+{
+	char buf[CDAEMON_MSG_TEXT_MAX + 64];
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		errno = saved;
+		return;
+	}
+	if ((size_t)n >= sizeof buf)
+		n = sizeof buf - 1;
+	(void)cdaemon__write_all(fd, buf, (size_t)n);
+	errno = saved;
+}
+
+void cdaemon__record_stage(int stage)
+{
+	struct cdaemon_stage *s = &cdaemon__state.stages[stage];
+
+	s->recorded = 1;
+	s->pid = getpid();
+	s->ppid = getppid();
+	s->pgid = getpgrp();
+	s->sid = getsid(0);
+}
+
+int cdaemon_stage(int stage, struct cdaemon_stage *out)
+{
+	if (stage < 0 || stage >= CDAEMON_NSTAGES || out == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	*out = cdaemon__state.stages[stage];
+	return 0;
+}
+
+const char *cdaemon_stage_name(int stage)
+{
+	static const char *const names[CDAEMON_NSTAGES] = {
+		[CDAEMON_STAGE_LAUNCHER] = "launcher",
+		[CDAEMON_STAGE_CHILD] = "first child",
+		[CDAEMON_STAGE_SESSION] = "after setsid",
+		[CDAEMON_STAGE_DAEMON] = "daemon",
+	};
+	if (stage < 0 || stage >= CDAEMON_NSTAGES)
+		return NULL;
+	return names[stage];
+}
+
+/*
+ * ruby_setsid's fallback, for systems without setsid(2): become a process
+ * group leader, then give up the controlling terminal with TIOCNOTTY
+ * (tty(4)). On Linux setpgrp() is setpgid(0, 0). Compiled everywhere so that
+ * it is tested everywhere.
+ */
+pid_t cdaemon_setsid_fallback(void)
+{
+	pid_t pid = getpid();
+
+	if (setpgid(0, 0) < 0)
+		return -1;
+	(void)cdaemon__detach_tty();
+	return pid;
+}
+
+pid_t cdaemon_setsid(void)
+{
+#if defined(_POSIX_VERSION) || defined(__linux__)
+	return setsid();
+#else
+	return cdaemon_setsid_fallback();
+#endif
+}
+
+/*
+ * TIOCNOTTY in a process that is not a session leader detaches just that
+ * process from its controlling terminal. After setsid() it always fails
+ * with ENOTTY (the new session has no terminal), so it belongs before.
+ * No terminal at all (ENXIO from open) is success.
+ */
+int cdaemon__detach_tty(void)
+{
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int r = ioctl(fd, TIOCNOTTY, NULL);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+/* Ruby's rb_daemon, with _exit() in the parents: exit() would run atexit
+ * handlers and flush stdio buffers a second time. */
+int cdaemon_daemon(int nochdir, int noclose)
+{
+	int err = 0;
+
+	switch (fork()) {
+	case -1:
+		return -1;
+	case 0:
+		break;
+	default:
+		_exit(EXIT_SUCCESS);
+	}
+	if (cdaemon_setsid() < 0)
+		return -1;
+	switch (fork()) {
+	case -1:
+		return -1;
+	case 0:
+		break;
+	default:
+		_exit(EXIT_SUCCESS);
+	}
+	if (!nochdir)
+		err = chdir("/");
+	if (!noclose) {
+		int n = open("/dev/null", O_RDWR);
+		if (n != -1) {
+			(void)dup2(n, 0);
+			(void)dup2(n, 1);
+			(void)dup2(n, 2);
+			if (n > 2)
+				(void)close(n);
+		}
+	}
+	return err;
+}
+
+static int in_list(int fd, const int *keep, int nkeep)
+{
+	for (int i = 0; i < nkeep; i++)
+		if (keep[i] == fd)
+			return 1;
+	return 0;
+}
+
+/* The portable path: walk /proc/self/fd rather than calling close() on
+ * every number up to RLIMIT_NOFILE (start-stop-daemon spends ~25 ms on
+ * that with a high limit). */
+int cdaemon__close_fds_proc(const int *keep, int nkeep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return -1;
+	int self = dirfd(d);
+	struct dirent *e;
+	errno = 0;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || end == e->d_name)
+			continue;
+		if (fd < 3 || fd == self || fd > INT_MAX ||
+		    in_list((int)fd, keep, nkeep))
+			continue;
+		(void)close((int)fd);
+	}
+	int saved = errno;
+	closedir(d);
+	errno = saved;
+	return saved ? -1 : 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* close_range(2) over the gaps between the fds to keep (Linux 5.9). */
+int cdaemon__close_fds_range(const int *keep, int nkeep)
+{
+#ifdef SYS_close_range
+	int sorted[CDAEMON_MAX_KEEP_FDS + 1];
+	int n = 0;
+
+	for (int i = 0; i < nkeep && n < CDAEMON_MAX_KEEP_FDS; i++)
+		if (keep[i] >= 3)
+			sorted[n++] = keep[i];
+	qsort(sorted, (size_t)n, sizeof sorted[0], cmp_int);
+
+	unsigned int lo = 3;
+	for (int i = 0; i <= n; i++) {
+		unsigned int hi = i < n ? (unsigned int)sorted[i] : ~0U;
+		if (hi > lo &&
+		    syscall(SYS_close_range, lo, i < n ? hi - 1 : hi, 0) < 0)
+			return -1;
+		if (i < n && (unsigned int)sorted[i] + 1 > lo)
+			lo = (unsigned int)sorted[i] + 1;
+	}
+	return 0;
+#else
+	(void)keep;
+	(void)nkeep;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+int cdaemon_close_fds(const int *keep, int nkeep)
+{
+	if (nkeep < 0 || nkeep > CDAEMON_MAX_KEEP_FDS) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (cdaemon__close_fds_range(keep, nkeep) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
+		return -1;
+	return cdaemon__close_fds_proc(keep, nkeep);
+}
+
+/* daemon(7): "reset all signal handlers to their default" and "reset the
+ * signal mask". This matters for Go: the runtime keeps SIGHUP and SIGINT
+ * ignored if they were ignored when it started (os/signal docs), so a
+ * daemon launched from nohup would otherwise never see SIGHUP. */
+int cdaemon_reset_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		/* EINVAL for the signals the C library reserves for itself. */
+		(void)sigaction(sig, &sa, NULL);
+	}
+	sigemptyset(&none);
+	return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* The Go runtime and our own opens expect fds 0-2 to exist: a launcher
+ * started with a closed stdio would otherwise have its pid file opened as
+ * fd 1 and then overwritten by the redirect. */
+int cdaemon__ensure_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int n = open("/dev/null", O_RDWR);
+		if (n < 0)
+			return -1;
+		if (n != fd) {
+			/* Lower fds were open, so n > fd cannot happen; be safe. */
+			(void)dup2(n, fd);
+			(void)close(n);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,108 @@
+/*
+ * Dropping privileges: resolved in the launcher, before anything forks, so
+ * that a user or group that does not exist is an error on the operator's
+ * terminal; applied in the daemon after the pid file and the log file are
+ * open (they may live where only root can write).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int parse_id(const char *s, unsigned long *id)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*id = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || *id >= 0xffffffffUL)
+		return -1;
+	return 0;
+}
+
+int cdaemon__resolve_ids(const char *user, const char *group,
+			 struct cdaemon_ids *ids, char *err, size_t errlen)
+{
+	unsigned long n;
+
+	memset(ids, 0, sizeof *ids);
+	if (user == NULL && group == NULL)
+		return 0;
+	ids->set = 1;
+	ids->uid = getuid();
+	ids->gid = getgid();
+	if (user != NULL) {
+		errno = 0;
+		struct passwd *pw = getpwnam(user);
+		if (pw == NULL && parse_id(user, &n) == 0)
+			pw = getpwuid((uid_t)n);
+		if (pw != NULL) {
+			ids->uid = pw->pw_uid;
+			ids->gid = pw->pw_gid;
+			snprintf(ids->user, sizeof ids->user, "%s",
+				 pw->pw_name);
+		} else if (parse_id(user, &n) == 0) {
+			/* A number with no passwd entry: allowed, as in
+			 * setpriv(1); it keeps the current group. */
+			ids->uid = (uid_t)n;
+		} else {
+			snprintf(err, errlen,
+				 "cdaemon: CDAEMON_USER=\"%s\": no such user",
+				 user);
+			return -1;
+		}
+	}
+	if (group != NULL) {
+		struct group *gr = getgrnam(group);
+		if (gr != NULL) {
+			ids->gid = gr->gr_gid;
+		} else if (parse_id(group, &n) == 0) {
+			ids->gid = (gid_t)n;
+		} else {
+			snprintf(err, errlen,
+				 "cdaemon: CDAEMON_GROUP=\"%s\": no such group",
+				 group);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Groups first, then the gid, then the uid: once the uid is dropped the
+ * process may no longer change its groups. */
+int cdaemon__drop_privileges(const struct cdaemon_ids *ids, const char **step)
+{
+	if (!ids->set)
+		return 0;
+	if (ids->user[0] != '\0') {
+		if (initgroups(ids->user, ids->gid) < 0) {
+			*step = "initgroups";
+			return -1;
+		}
+	} else if (setgroups(1, &ids->gid) < 0) {
+		*step = "setgroups";
+		return -1;
+	}
+	if (setgid(ids->gid) < 0) {
+		*step = "setgid";
+		return -1;
+	}
+	if (setuid(ids->uid) < 0) {
+		*step = "setuid";
+		return -1;
+	}
+	/* If the drop was real, getting root back must fail. */
+	if (ids->uid != 0 && setuid(0) == 0) {
+		*step = "setuid (root could be regained)";
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}

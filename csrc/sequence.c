@@ -1,0 +1,375 @@
+/*
+ * The full daemon sequence: every SysV step of systemd's daemon(7), Ruby's
+ * double fork, and a readiness channel back to the launcher.
+ *
+ *   launcher  validate; close inherited fds; reset signals; open /dev/null,
+ *             the log file and the working directory; lock the pid file;
+ *             become a child subreaper; fork; then wait for a record
+ *   child     TIOCNOTTY; setsid; fork; send the daemon's pid; _exit(0)
+ *   daemon    wait until the child is gone; umask; chdir; write the pid;
+ *             stdin onto /dev/null, stdout and stderr onto the relay;
+ *             drop privileges; reset signals; scrub CDAEMON*; return
+ *
+ * Everything that can fail because of the operator's input is done in the
+ * launcher, before anything forks, so the error is on their terminal and no
+ * process is left behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+extern char **environ;
+
+static void die(int code, const char *step, int err) __attribute__((noreturn));
+static void die(int code, const char *step, int err)
+{
+	cdaemon__print(2, "cdaemon: %s: %s\n", step, strerror(err));
+	(void)cdaemon_remove_pidfile();
+	_exit(code);
+}
+
+/* Relative paths are the operator's, so they are resolved against the
+ * launcher's directory before the daemon moves to its own. */
+static int absolute(const char *path, char *out, size_t len)
+{
+	if (path[0] == '/') {
+		if (strlen(path) >= len)
+			return -1;
+		strcpy(out, path);
+		return 0;
+	}
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		return -1;
+	int n = snprintf(out, len, "%s/%s", strcmp(cwd, "/") ? cwd : "",
+			 path);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Moves fd to the lowest number >= 3, close-on-exec. Our fds must never
+ * land on 0-2, which the sequence overwrites. */
+static int high_fd(int fd)
+{
+	if (fd < 0 || fd >= 3)
+		return fd;
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n;
+}
+
+/* LISTEN_FDS (sd_listen_fds(3)) are kept when LISTEN_PID names us. */
+static int listen_fds(pid_t self)
+{
+	const char *pid = getenv("LISTEN_PID");
+	const char *fds = getenv("LISTEN_FDS");
+	char *end;
+
+	if (pid == NULL || fds == NULL)
+		return 0;
+	long p = strtol(pid, &end, 10);
+	if (*end != '\0' || p != (long)self)
+		return 0;
+	long n = strtol(fds, &end, 10);
+	if (*end != '\0' || n < 0 || n > CDAEMON_MAX_KEEP_FDS)
+		return 0;
+	return (int)n;
+}
+
+/* In the daemon: wait until the first child is gone, so that the daemon's
+ * recorded ppid is its adoptive parent, not the exiting child. A pidfd
+ * (Linux 5.3) becomes readable once the process has exited, after its
+ * children were reparented; older kernels get a bounded wait on getppid. */
+static void wait_gone(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		while (poll(&p, 1, 10000) < 0 && errno == EINTR)
+			;
+		close(fd);
+		return;
+	}
+#endif
+	struct timespec step = {0, 100000};
+	for (int i = 0; i < 100000 && getppid() == pid; i++)
+		nanosleep(&step, NULL);
+}
+
+static int threads(void)
+{
+	/* Not fatal where /proc is missing: the Go binding checks the build
+	 * mode too. */
+	char buf[512];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	/* Field 20, num_threads, counted after the ")" ending field 2. */
+	char *p = strrchr(buf, ')');
+	for (int field = 2; p != NULL && field < 20; field++)
+		p = strchr(p + 1, ' ');
+	return p ? atoi(p + 1) : 1;
+}
+
+int cdaemon_start(const struct cdaemon_config *cfg)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	struct cdaemon_ids ids;
+	char err[1024];
+	int keep[CDAEMON_MAX_KEEP_FDS * 2];
+	int nkeep = 0;
+	pid_t self = getpid();
+
+	if (st->daemonized) {
+		errno = EALREADY;
+		return -1;
+	}
+	int nthreads = threads();
+	if (nthreads > 1) {
+		cdaemon__print(2,
+			       "cdaemon: the process has %d threads; forking "
+			       "would keep only one (is the Go runtime "
+			       "already running? -buildmode=c-shared and "
+			       "c-archive start it first)\n",
+			       nthreads);
+		_exit(CDAEMON_EXIT_SOFTWARE);
+	}
+	if (cdaemon__ensure_stdio() < 0)
+		die(CDAEMON_EXIT_OSERR, "open /dev/null for stdio", errno);
+
+	/* Validate everything the operator gave us, before any change. */
+	for (int i = 0; i < cfg->nkeep_fds; i++) {
+		if (cfg->keep_fds[i] < 0 || fcntl(cfg->keep_fds[i], F_GETFD) < 0) {
+			cdaemon__print(2,
+				       "cdaemon: CDAEMON_KEEP_FDS: fd %d is "
+				       "not open\n",
+				       cfg->keep_fds[i]);
+			_exit(CDAEMON_EXIT_USAGE);
+		}
+		keep[nkeep++] = cfg->keep_fds[i];
+	}
+	int nlisten = listen_fds(self);
+	for (int i = 0; i < nlisten; i++)
+		keep[nkeep++] = 3 + i;
+	if (cdaemon__resolve_ids(cfg->user, cfg->group, &ids, err,
+				 sizeof err) < 0) {
+		cdaemon__print(2, "%s\n", err);
+		_exit(CDAEMON_EXIT_USAGE);
+	}
+	const char *dir = cfg->dir ? cfg->dir : "/";
+	if (cfg->pidfile && absolute(cfg->pidfile, st->pidfile,
+				     sizeof st->pidfile) < 0)
+		die(CDAEMON_EXIT_USAGE, "CDAEMON_PIDFILE", errno);
+	if (cfg->logfile && absolute(cfg->logfile, st->logfile,
+				     sizeof st->logfile) < 0)
+		die(CDAEMON_EXIT_USAGE, "CDAEMON_LOG", errno);
+
+	/* daemon(7) steps 1-3: close inherited fds, reset signals. */
+	if (cdaemon_close_fds(keep, nkeep) < 0)
+		die(CDAEMON_EXIT_OSERR, "close inherited fds", errno);
+	if (cdaemon_reset_signals() < 0)
+		die(CDAEMON_EXIT_OSERR, "reset signals", errno);
+
+	int dir_fd = high_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (dir_fd < 0) {
+		cdaemon__print(2, "cdaemon: working directory %s: %s\n", dir,
+			       strerror(errno));
+		_exit(CDAEMON_EXIT_USAGE);
+	}
+	int null_fd = high_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+	if (null_fd < 0)
+		die(CDAEMON_EXIT_OSERR, "open /dev/null", errno);
+	int log_fd = -1;
+	if (st->logfile[0]) {
+		/* 0640: logs often hold what other users should not read;
+		 * the umask applies on top. */
+		log_fd = high_fd(open(st->logfile,
+				      O_WRONLY | O_APPEND | O_CREAT |
+					      O_CLOEXEC | O_NOCTTY,
+				      0640));
+		if (log_fd < 0) {
+			cdaemon__print(2, "cdaemon: open log file %s: %s\n",
+				       st->logfile, strerror(errno));
+			_exit(CDAEMON_EXIT_CANTCREAT);
+		}
+	}
+	if (st->pidfile[0]) {
+		const char *step = NULL;
+		pid_t owner = 0;
+		int r = cdaemon__pidfile_lock(st->pidfile, &st->pid_fd, &owner,
+					      &step);
+		if (r == CDAEMON_PIDFILE_RUNNING) {
+			if (owner > 0)
+				cdaemon__print(2,
+					       "cdaemon: already running (pid "
+					       "%ld; pid file %s)\n",
+					       (long)owner, st->pidfile);
+			else
+				cdaemon__print(2,
+					       "cdaemon: already running (pid "
+					       "unknown: %s is locked but "
+					       "empty)\n",
+					       st->pidfile);
+			st->pidfile[0] = '\0';
+			_exit(CDAEMON_EXIT_RUNNING);
+		}
+		if (r == CDAEMON_PIDFILE_ERROR) {
+			int e = errno;
+			cdaemon__print(2, "cdaemon: %s %s: %s\n", step,
+				       st->pidfile, strerror(e));
+			st->pidfile[0] = '\0';
+			_exit(CDAEMON_EXIT_CANTCREAT);
+		}
+		st->pid_fd = high_fd(st->pid_fd);
+	}
+
+	cdaemon__record_stage(CDAEMON_STAGE_LAUNCHER);
+	int out_fd = log_fd >= 0 ? log_fd : null_fd;
+	int sock[2] = {-1, -1}, relay[2] = {-1, -1};
+	pid_t child = 0, daemon = 0;
+
+	if (cfg->foreground) {
+		st->foreground = 1;
+		daemon = self;
+		goto in_daemon;
+	}
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0)
+		die(CDAEMON_EXIT_OSERR, "socketpair", errno);
+	sock[0] = high_fd(sock[0]);
+	sock[1] = high_fd(sock[1]);
+	if (!cfg->noclose) {
+		if (pipe2(relay, O_CLOEXEC) < 0)
+			die(CDAEMON_EXIT_OSERR, "pipe", errno);
+		relay[0] = high_fd(relay[0]);
+		relay[1] = high_fd(relay[1]);
+	}
+	/* As a subreaper the launcher adopts the daemon when the first child
+	 * exits, so it can reap it and report how it died before ready. */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+	/* Stop signals stay blocked across the fork so that the launcher's
+	 * handlers are in place before one can arrive; the daemon resets the
+	 * mask. */
+	sigset_t stops, saved_mask;
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	sigaddset(&stops, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &stops, &saved_mask);
+
+	int pid_fd = st->pid_fd;
+	child = fork();
+	if (child < 0)
+		die(CDAEMON_EXIT_OSERR, "fork", errno);
+	if (child > 0) {
+		close(sock[1]);
+		if (relay[1] >= 0)
+			close(relay[1]);
+		close(dir_fd);
+		close(null_fd);
+		cdaemon__launcher_wait(child, sock[0], relay[0], log_fd,
+				       cfg->timeout_ms > 0
+					       ? cfg->timeout_ms
+					       : CDAEMON_DEFAULT_TIMEOUT_MS);
+	}
+
+	/* First child. From here on, failures go to the launcher, which
+	 * also cleans up the pid file: the child must not unlink it. */
+	close(sock[0]);
+	if (relay[0] >= 0)
+		close(relay[0]);
+	st->ready_fd = sock[1];
+	st->pid_fd = -1;
+	cdaemon__record_stage(CDAEMON_STAGE_CHILD);
+	/* As the daemons gem does: a SIGHUP while we detach must not kill us.
+	 * The daemon restores the default below. */
+	signal(SIGHUP, SIG_IGN);
+	(void)cdaemon__detach_tty();
+	if (cdaemon_setsid() < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "setsid", errno);
+	cdaemon__record_stage(CDAEMON_STAGE_SESSION);
+	daemon = fork();
+	if (daemon < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "fork", errno);
+	if (daemon > 0) {
+		(void)cdaemon__send(sock[1], CDAEMON_MSG_PID, 0, daemon, NULL);
+		_exit(0);
+	}
+	wait_gone(getppid());
+	daemon = getpid();
+	st->pid_fd = pid_fd;
+
+in_daemon:
+	cdaemon__record_stage(CDAEMON_STAGE_DAEMON);
+	if (st->pid_fd >= 0 && cdaemon__pidfile_write(st->pid_fd, daemon) < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_CANTCREAT, "write pid file",
+				   errno);
+	if (cfg->umask >= 0)
+		umask((mode_t)cfg->umask);
+	if (fchdir(dir_fd) < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "chdir", errno);
+	close(dir_fd);
+	if (!cfg->noclose) {
+		if (dup2(null_fd, 0) < 0)
+			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
+					   "stdin onto /dev/null", errno);
+		/* Until ready, stdout and stderr are the relay. In the
+		 * foreground without a log file they stay the supervisor's. */
+		int early = relay[1];
+		if (early < 0 && (log_fd >= 0 || !cfg->foreground))
+			early = out_fd;
+		if (early >= 0 && (dup2(early, 1) < 0 || dup2(early, 2) < 0))
+			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
+					   "stdout and stderr", errno);
+	}
+	if (relay[1] >= 0) {
+		close(relay[1]);
+		st->out_fd = out_fd; /* moved onto 1 and 2 by cdaemon_ready */
+	}
+	if (null_fd != st->out_fd)
+		close(null_fd);
+	if (log_fd >= 0 && log_fd != st->out_fd)
+		close(log_fd);
+	const char *step = NULL;
+	if (cdaemon__drop_privileges(&ids, &step) < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_OSERR, step, errno);
+
+	/* The daemon may have been adopted with LISTEN_FDS meant for the
+	 * launcher; sd_listen_fds(3) checks LISTEN_PID against getpid(). */
+	if (nlisten > 0 && daemon != self) {
+		static char listen_pid[32];
+		snprintf(listen_pid, sizeof listen_pid, "LISTEN_PID=%ld",
+			 (long)daemon);
+		(void)cdaemon__env_replace("LISTEN_PID", listen_pid);
+	}
+	cdaemon__env_scrub();
+	if (cdaemon_reset_signals() < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "reset signals", errno);
+	st->daemonized = 1;
+	return 0;
+}

@@ -1,0 +1,3 @@
+module github.com/cdaemon/cdaemon
+
+go 1.26
