@@ -11,6 +11,10 @@
 
 #include "../csrc/cdaemon.h"
 #include "../csrc/internal.h"
+#include "csrc_hash.h"
+
+// Part of the binary, so that builds can be matched to their C sources.
+const char cdaemon_go_csrc_hash[] = CDAEMON_CSRC_HASH;
 
 // Read by the Go side: the trigger set but this still 0 means the
 // constructor was dropped, as -ldflags=-linkmode=internal does silently.

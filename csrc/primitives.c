@@ -276,8 +276,22 @@ int cdaemon_reset_signals(void)
 	for (int sig = 1; sig < NSIG; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		/* EINVAL for the signals the C library reserves for itself. */
-		(void)sigaction(sig, &sa, NULL);
+		if (sigaction(sig, &sa, NULL) == 0 || errno != EINVAL)
+			continue;
+#if defined(__linux__) && defined(SYS_rt_sigaction)
+		/* glibc refuses 32 and 33, which it keeps for threads, but an
+		 * ignored disposition survives exec(2) and a parent may have
+		 * set one: reset it with the system call itself. Only
+		 * SIG_DFL, which needs no restorer. */
+		struct {
+			void (*handler)(int);
+			unsigned long flags;
+			void (*restorer)(void);
+			unsigned long mask;
+		} ksa = {SIG_DFL, 0, NULL, 0};
+		(void)syscall(SYS_rt_sigaction, sig, &ksa, NULL,
+			      sizeof ksa.mask);
+#endif
 	}
 	sigemptyset(&none);
 	return sigprocmask(SIG_SETMASK, &none, NULL);

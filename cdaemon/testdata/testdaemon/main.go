@@ -1,0 +1,219 @@
+// Command testdaemon is the daemon the cdaemon integration tests start with
+// CDAEMON=1. Its behaviour is chosen by CDTEST_MODE; it reports what it sees
+// from inside as one JSON line written to the FIFO named by CDTEST_REPORT
+// (an absolute path: the daemon's working directory is "/").
+//
+// Modes:
+//
+//	serve     report, Ready, serve TCP on 127.0.0.1 ("pong <pid> <goroutines>")
+//	gate      report "waiting", block opening the FIFO CDTEST_GATE, Ready, serve
+//	fail      report, then cdaemon.Fail(5, "config: port missing")
+//	panic     report, then panic before Ready
+//	never     report, then block forever without Ready
+//	exec      Ready, run this program again in mode envreport, report what it saw
+//	envreport (not a daemon) print what the environment says as JSON on stdout
+//
+// In every serving mode SIGTERM makes the daemon call cdaemon.Exit(0), which
+// removes the pid file.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cdaemon/cdaemon/cdaemon"
+)
+
+// Report is what the daemon sees from inside. The tests decode the same
+// field names.
+type Report struct {
+	Mode         string          `json:"mode"`
+	Phase        string          `json:"phase"`
+	PID          int             `json:"pid"`
+	PPID         int             `json:"ppid"`
+	Port         int             `json:"port,omitempty"`
+	DevTTYError  string          `json:"devtty_error"`
+	Daemonized   bool            `json:"daemonized"`
+	CDAEMON      string          `json:"cdaemon_env"`
+	CDAEMONVars  []string        `json:"cdaemon_vars"`
+	PIDFile      string          `json:"pidfile"`
+	LogFile      string          `json:"logfile"`
+	Stages       []cdaemon.Stage `json:"stages"`
+	Child        *Report         `json:"child,omitempty"`
+	ChildError   string          `json:"child_error,omitempty"`
+	Goroutines   int             `json:"goroutines"`
+	ExecutableOK bool            `json:"executable_ok"`
+}
+
+func observe(mode, phase string) *Report {
+	r := &Report{
+		Mode:       mode,
+		Phase:      phase,
+		PID:        os.Getpid(),
+		PPID:       os.Getppid(),
+		Daemonized: cdaemon.Daemonized(),
+		CDAEMON:    os.Getenv("CDAEMON"),
+		PIDFile:    cdaemon.PIDFile(),
+		LogFile:    cdaemon.LogFile(),
+		Stages:     cdaemon.Stages(),
+		Goroutines: runtime.NumGoroutine(),
+	}
+	if f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err != nil {
+		r.DevTTYError = err.Error()
+	} else {
+		f.Close()
+	}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "CDAEMON_") || strings.HasPrefix(kv, "CDAEMON=") {
+			r.CDAEMONVars = append(r.CDAEMONVars, kv)
+		}
+	}
+	return r
+}
+
+func report(r *Report) {
+	path := os.Getenv("CDTEST_REPORT")
+	if path == "" {
+		return
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		cdaemon.Fail(99, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		cdaemon.Fail(98, err)
+	}
+	// One write of less than PIPE_BUF: atomic even with many writers.
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		cdaemon.Fail(97, err)
+	}
+	f.Close()
+}
+
+func listen() net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cdaemon.Fail(96, err)
+	}
+	return ln
+}
+
+func ready() {
+	if err := cdaemon.Ready(); err != nil {
+		cdaemon.Fail(95, err)
+	}
+}
+
+// serve answers each connection from a goroutine, after a timer and a GC,
+// so that a reply proves the scheduler, timers, the netpoller and the
+// garbage collector all work in the daemon.
+func serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			cdaemon.Fail(94, err)
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				return
+			}
+			<-time.After(5 * time.Millisecond)
+			garbage := make([][]byte, 0, 64)
+			for i := 0; i < 64; i++ {
+				garbage = append(garbage, make([]byte, 4096))
+			}
+			runtime.GC()
+			_ = garbage
+			// Lands in the log file (CDAEMON_LOG) or /dev/null.
+			fmt.Printf("testdaemon: request %q\n", strings.TrimSpace(line))
+			fmt.Fprintf(c, "pong %d %d\n", os.Getpid(), runtime.NumGoroutine())
+		}(c)
+	}
+}
+
+func exitOnTERM() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM)
+	go func() {
+		<-ch
+		cdaemon.Exit(0)
+	}()
+}
+
+func main() {
+	mode := os.Getenv("CDTEST_MODE")
+	switch mode {
+	case "serve":
+		exitOnTERM()
+		ln := listen()
+		r := observe(mode, "serving")
+		r.Port = ln.Addr().(*net.TCPAddr).Port
+		// Before Ready, stderr is relayed to the launcher (and the log).
+		fmt.Fprintf(os.Stderr, "testdaemon: starting (pid %d)\n", os.Getpid())
+		report(r)
+		ready()
+		serve(ln)
+	case "gate":
+		exitOnTERM()
+		ln := listen()
+		r := observe(mode, "waiting")
+		r.Port = ln.Addr().(*net.TCPAddr).Port
+		report(r)
+		g, err := os.OpenFile(os.Getenv("CDTEST_GATE"), os.O_RDONLY, 0)
+		if err != nil {
+			cdaemon.Fail(93, err)
+		}
+		g.Close()
+		ready()
+		serve(ln)
+	case "fail":
+		report(observe(mode, "failing"))
+		cdaemon.Fail(5, errors.New("config: port missing"))
+	case "panic":
+		report(observe(mode, "panicking"))
+		panic("testdaemon: boom before ready")
+	case "never":
+		report(observe(mode, "never"))
+		select {}
+	case "exec":
+		exitOnTERM()
+		ready()
+		r := observe(mode, "exec")
+		exe, err := os.Executable()
+		r.ExecutableOK = err == nil
+		if err != nil {
+			exe = os.Args[0]
+		}
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), "CDTEST_MODE=envreport")
+		out, err := cmd.Output()
+		if err != nil {
+			r.ChildError = err.Error()
+		} else {
+			r.Child = &Report{}
+			if err := json.Unmarshal(out, r.Child); err != nil {
+				r.ChildError = fmt.Sprintf("%v: %q", err, out)
+			}
+		}
+		report(r)
+		select {}
+	case "envreport":
+		b, _ := json.Marshal(observe(mode, "child"))
+		os.Stdout.Write(append(b, '\n'))
+	default:
+		cdaemon.Fail(91, fmt.Errorf("testdaemon: unknown CDTEST_MODE %q", mode))
+	}
+}
