@@ -16,7 +16,9 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -203,4 +205,153 @@ func PIDFileOwner(path string) (int, error) {
 		return 0, fmt.Errorf("cdaemon: pid file %s: %w", path, err)
 	}
 	return int(pid), nil
+}
+
+// Config is a daemon configuration as the CDAEMON_* environment expresses
+// it. Zero values mean "not set": Umask -1 (or nil from ParseEnv) keeps
+// the inherited umask, an empty Dir means "/".
+type Config struct {
+	PIDFile    string
+	LogFile    string
+	Dir        string // "" when not set (the daemon then runs in "/")
+	Umask      int // -1: keep the inherited umask
+	Timeout    time.Duration
+	KeepFDs    []int
+	NoClose    bool
+	Foreground bool
+	User       string
+	Group      string
+	LaunchDir  string // Applied only: the launcher's working directory
+}
+
+func configFromC(c *C.struct_cdaemon_config) Config {
+	cfg := Config{
+		PIDFile:    goString(c.pidfile),
+		LogFile:    goString(c.logfile),
+		Dir:        goString(c.dir),
+		Umask:      int(c.umask),
+		Timeout:    time.Duration(c.timeout_ms) * time.Millisecond,
+		NoClose:    c.noclose != 0,
+		Foreground: c.foreground != 0,
+		User:       goString(c.user),
+		Group:      goString(c.group),
+	}
+	for i := 0; i < int(c.nkeep_fds); i++ {
+		cfg.KeepFDs = append(cfg.KeepFDs, int(c.keep_fds[i]))
+	}
+	return cfg
+}
+
+// Applied returns the configuration the constructor applied, with paths
+// made absolute, and false when the constructor did not daemonize this
+// process. The CDAEMON* variables themselves are gone from the environment
+// by then (they are scrubbed so that children do not daemonize again).
+func Applied() (Config, bool) {
+	c := C.cdaemon_applied_config()
+	if c == nil {
+		return Config{}, false
+	}
+	cfg := configFromC(c)
+	cfg.LaunchDir = goString(C.cdaemon_launch_dir())
+	return cfg, true
+}
+
+// ParseEnv parses the CDAEMON_* variables of this process's environment
+// with the constructor's own parser, whether or not CDAEMON is set, and
+// reports which of them were present. An unknown CDAEMON_* name or a bad
+// value is an error naming the variable and the value.
+func ParseEnv() (cfg Config, set map[string]bool, err error) {
+	var c C.struct_cdaemon_config
+	var buf [1024]C.char
+	if C.cdaemon_config_parse_env(&c, &buf[0], C.size_t(len(buf))) != 0 {
+		return Config{}, nil, errors.New(C.GoString(&buf[0]))
+	}
+	set = map[string]bool{}
+	for _, kv := range os.Environ() {
+		if k, _, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "CDAEMON_") {
+			set[k] = true
+		}
+	}
+	return configFromC(&c), set, nil
+}
+
+// ErrRunning is what a *RunningError unwraps to, for errors.Is.
+var ErrRunning = errors.New("already running")
+
+// RunningError reports the pid of the live holder of a pid file.
+type RunningError struct {
+	PID  int // 0 if the holder wrote no pid
+	Path string
+}
+
+func (e *RunningError) Error() string {
+	if e.PID == 0 {
+		return fmt.Sprintf("cdaemon: already running (pid unknown: %s is locked but empty)", e.Path)
+	}
+	return fmt.Sprintf("cdaemon: already running (pid %d; pid file %s)", e.PID, e.Path)
+}
+
+func (e *RunningError) Unwrap() error { return ErrRunning }
+
+// AdoptPIDFile takes the pid file at path for this process, for programs
+// that did not get one from the constructor: created without following
+// symlinks, locked for the life of the process, holding getpid(). A live
+// holder gives a *RunningError.
+func AdoptPIDFile(path string) error {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	mu.Lock()
+	defer mu.Unlock()
+	var owner C.pid_t
+	r, err := C.cdaemon_pidfile_adopt(cpath, &owner)
+	switch r {
+	case 0:
+		return nil
+	case 1:
+		return &RunningError{PID: int(owner), Path: path}
+	}
+	return fmt.Errorf("cdaemon: pid file %s: %w", path, err)
+}
+
+// OpenLog appends stdout and stderr to path from now on (from Ready on, if
+// the start-up relay to the launcher is still running). ReopenLog then
+// reopens it.
+func OpenLog(path string) error {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	mu.Lock()
+	defer mu.Unlock()
+	if r, err := C.cdaemon_open_log(cpath); r != 0 {
+		return fmt.Errorf("cdaemon: open log file %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReopenLog reopens the log file by its path, as after a rename by
+// logrotate, and swaps it atomically (dup3) over fds 1 and 2 and the extra
+// fds given: no moment without a writable fd, no write lost. New files get
+// mode 0640 less the umask. Without a log file it does nothing.
+func ReopenLog(extra ...int) error {
+	cextra := make([]C.int, len(extra)+1)
+	for i, fd := range extra {
+		cextra[i] = C.int(fd)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if r, err := C.cdaemon_reopen_log(&cextra[0], C.int(len(extra))); r != 0 {
+		return fmt.Errorf("cdaemon: reopen log file: %w", err)
+	}
+	return nil
+}
+
+// Notify sends state to the service manager's $NOTIFY_SOCKET, as
+// sd_notify(3) does, and reports whether there was one to send to.
+func Notify(state string) (bool, error) {
+	cs := C.CString(state)
+	defer C.free(unsafe.Pointer(cs))
+	r, err := C.cdaemon_notify(cs)
+	if r < 0 {
+		return false, fmt.Errorf("cdaemon: notify: %w", err)
+	}
+	return r == 1, nil
 }

@@ -83,6 +83,20 @@ CDAEMON_API void cdaemon_config_init(struct cdaemon_config *cfg);
 CDAEMON_API int cdaemon_config_from_env(struct cdaemon_config *cfg, char *err,
 			    size_t errlen);
 
+/* The same parsing without the trigger: gowrap merges these operator
+ * settings with the defaults written in code before it re-executes the
+ * program with CDAEMON=1. 0, or -1 with a message in err. */
+CDAEMON_API int cdaemon_config_parse_env(struct cdaemon_config *cfg,
+					 char *err, size_t errlen);
+
+/* The configuration cdaemon_start() applied (paths made absolute), or NULL
+ * when it never ran. */
+CDAEMON_API const struct cdaemon_config *cdaemon_applied_config(void);
+
+/* The launcher's working directory, against which relative paths were
+ * resolved; NULL when cdaemon_start() never ran. */
+CDAEMON_API const char *cdaemon_launch_dir(void);
+
 /*
  * The full sequence. Returns 0 in the daemon, which must then call
  * cdaemon_ready() or cdaemon_fail(). The launcher never returns: it exits
@@ -115,6 +129,29 @@ CDAEMON_API int cdaemon_remove_pidfile(void);
  * but no pid was written within a few seconds; -1 on error, with errno.
  * Decided by the lock, never by kill(pid, 0). */
 CDAEMON_API pid_t cdaemon_pidfile_owner(const char *path);
+
+/* Takes the pid file at path for this process after the fact (the Go
+ * paths that did not go through the constructor): create without following
+ * symlinks, lock, write getpid(). 0; 1 if a live process holds it (*owner
+ * set, or 0 if it wrote no pid); -1 with errno. */
+CDAEMON_API int cdaemon_pidfile_adopt(const char *path, pid_t *owner);
+
+/* Sets the log file after the fact: stdout and stderr are appended to path
+ * from now on (from cdaemon_ready() on, while the start-up relay runs). */
+CDAEMON_API int cdaemon_open_log(const char *path);
+
+/* Log rotation, unicorn's way: open the log path anew (after a rename, a
+ * new file with mode 0640 less umask), then dup3(2) it over fds 1 and 2 and
+ * over each of extra[] (fds the program writes its log to). dup3 swaps
+ * atomically, so there is never a moment without a writable fd and no
+ * write is lost. 0, or -1 with errno; without a log file, 0. */
+CDAEMON_API int cdaemon_reopen_log(const int *extra, int nextra);
+
+/* sd_notify(3): sends state (e.g. "READY=1\nMAINPID=42") to the datagram
+ * socket in $NOTIFY_SOCKET (a path, or '@' for the abstract namespace).
+ * 1 if sent, 0 if there is no NOTIFY_SOCKET, -1 with errno. The same code
+ * serves the Go API and the prefork master, which never starts Go. */
+CDAEMON_API int cdaemon_notify(const char *state);
 
 /* 1 in a daemon made by cdaemon_start() (or in the foreground mode). */
 CDAEMON_API int cdaemon_daemonized(void);

@@ -171,7 +171,13 @@ int cdaemon_config_from_env(struct cdaemon_config *cfg, char *err,
 	if (strcmp(trigger, "1") != 0)
 		return bad(err, errlen, "CDAEMON", trigger,
 			   "want 1 to daemonize, or leave it unset");
+	return cdaemon_config_parse_env(cfg, err, errlen) < 0 ? -1 : 1;
+}
 
+int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
+			     size_t errlen)
+{
+	cdaemon_config_init(cfg);
 	for (char **ep = environ; ep != NULL && *ep != NULL; ep++) {
 		const char *entry = *ep;
 		if (strncmp(entry, "CDAEMON_", 8) != 0)
@@ -245,5 +251,5 @@ int cdaemon_config_from_env(struct cdaemon_config *cfg, char *err,
 			 cfg->logfile);
 		return -1;
 	}
-	return 1;
+	return 0;
 }

@@ -26,6 +26,11 @@ struct cdaemon_state {
 	int pid_fd;   /* the locked pid file, or -1 */
 	char pidfile[PATH_MAX];
 	char logfile[PATH_MAX];
+	char dir[PATH_MAX];
+	char launch_dir[PATH_MAX]; /* the launcher's working directory */
+	char user[256], group[256];
+	int applied;
+	struct cdaemon_config config; /* as applied; strings point above */
 	struct cdaemon_stage stages[CDAEMON_NSTAGES];
 };
 
@@ -67,6 +72,12 @@ int cdaemon__ensure_stdio(void);
 ssize_t cdaemon__write_all(int fd, const void *buf, size_t len);
 void cdaemon__print(int fd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* logfile.c */
+int cdaemon__open_logfile(const char *path);
+
+/* sequence.c: path resolved against the current directory. */
+int cdaemon__absolute(const char *path, char *out, size_t len);
 
 /* config.c */
 int cdaemon__parse_duration_ms(const char *s, long long *ms);

@@ -200,3 +200,34 @@ const char *cdaemon_logfile(void)
 {
 	return cdaemon__state.logfile[0] ? cdaemon__state.logfile : NULL;
 }
+
+int cdaemon_pidfile_adopt(const char *path, pid_t *owner)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	char abs[PATH_MAX];
+	const char *step = NULL;
+	int fd;
+
+	*owner = 0;
+	if (st->pid_fd >= 0) {
+		errno = EALREADY;
+		return -1;
+	}
+	if (cdaemon__absolute(path, abs, sizeof abs) < 0)
+		return -1;
+	int r = cdaemon__pidfile_lock(abs, &fd, owner, &step);
+	if (r == CDAEMON_PIDFILE_RUNNING)
+		return 1;
+	if (r == CDAEMON_PIDFILE_ERROR)
+		return -1;
+	if (cdaemon__pidfile_write(fd, getpid()) < 0) {
+		int saved = errno;
+		(void)cdaemon__pidfile_remove(fd, abs);
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	st->pid_fd = fd;
+	memcpy(st->pidfile, abs, sizeof abs);
+	return 0;
+}

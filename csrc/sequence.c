@@ -42,7 +42,7 @@ static void die(int code, const char *step, int err)
 
 /* Relative paths are the operator's, so they are resolved against the
  * launcher's directory before the daemon moves to its own. */
-static int absolute(const char *path, char *out, size_t len)
+int cdaemon__absolute(const char *path, char *out, size_t len)
 {
 	if (path[0] == '/') {
 		if (strlen(path) >= len)
@@ -134,6 +134,16 @@ static int threads(void)
 	return p ? atoi(p + 1) : 1;
 }
 
+const struct cdaemon_config *cdaemon_applied_config(void)
+{
+	return cdaemon__state.applied ? &cdaemon__state.config : NULL;
+}
+
+const char *cdaemon_launch_dir(void)
+{
+	return cdaemon__state.launch_dir[0] ? cdaemon__state.launch_dir : NULL;
+}
+
 int cdaemon_start(const struct cdaemon_config *cfg)
 {
 	struct cdaemon_state *st = &cdaemon__state;
@@ -180,10 +190,10 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		_exit(CDAEMON_EXIT_USAGE);
 	}
 	const char *dir = cfg->dir ? cfg->dir : "/";
-	if (cfg->pidfile && absolute(cfg->pidfile, st->pidfile,
+	if (cfg->pidfile && cdaemon__absolute(cfg->pidfile, st->pidfile,
 				     sizeof st->pidfile) < 0)
 		die(CDAEMON_EXIT_USAGE, "CDAEMON_PIDFILE", errno);
-	if (cfg->logfile && absolute(cfg->logfile, st->logfile,
+	if (cfg->logfile && cdaemon__absolute(cfg->logfile, st->logfile,
 				     sizeof st->logfile) < 0)
 		die(CDAEMON_EXIT_USAGE, "CDAEMON_LOG", errno);
 
@@ -204,12 +214,7 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		die(CDAEMON_EXIT_OSERR, "open /dev/null", errno);
 	int log_fd = -1;
 	if (st->logfile[0]) {
-		/* 0640: logs often hold what other users should not read;
-		 * the umask applies on top. */
-		log_fd = high_fd(open(st->logfile,
-				      O_WRONLY | O_APPEND | O_CREAT |
-					      O_CLOEXEC | O_NOCTTY,
-				      0640));
+		log_fd = cdaemon__open_logfile(st->logfile);
 		if (log_fd < 0) {
 			cdaemon__print(2, "cdaemon: open log file %s: %s\n",
 				       st->logfile, strerror(errno));
@@ -245,6 +250,25 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		}
 		st->pid_fd = high_fd(st->pid_fd);
 	}
+
+	/* What was applied, for cdaemon_applied_config(). */
+	st->config = *cfg;
+	st->config.pidfile = st->pidfile[0] ? st->pidfile : NULL;
+	st->config.logfile = st->logfile[0] ? st->logfile : NULL;
+	/* NULL when unset, so that gowrap can apply a default from code. */
+	st->config.dir = NULL;
+	if (cfg->dir && cdaemon__absolute(cfg->dir, st->dir, sizeof st->dir) == 0)
+		st->config.dir = st->dir;
+	snprintf(st->user, sizeof st->user, "%s", cfg->user ? cfg->user : "");
+	snprintf(st->group, sizeof st->group, "%s",
+		 cfg->group ? cfg->group : "");
+	st->config.user = cfg->user ? st->user : NULL;
+	st->config.group = cfg->group ? st->group : NULL;
+	if (st->config.timeout_ms <= 0)
+		st->config.timeout_ms = CDAEMON_DEFAULT_TIMEOUT_MS;
+	if (getcwd(st->launch_dir, sizeof st->launch_dir) == NULL)
+		st->launch_dir[0] = '\0';
+	st->applied = 1;
 
 	cdaemon__record_stage(CDAEMON_STAGE_LAUNCHER);
 	int out_fd = log_fd >= 0 ? log_fd : null_fd;

@@ -1,0 +1,259 @@
+package gowrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cdaemon/cdaemon/cdaemon"
+	"golang.org/x/sys/unix"
+)
+
+// ErrGracefulStop and ErrQuickStop are the causes (context.Cause) of the
+// end of Daemon.Context: SIGQUIT asks for a graceful stop (finish what is
+// in flight), SIGINT and SIGTERM for a quick one. Test with errors.Is; the
+// cause is a *StopError that also names the signal.
+var (
+	ErrGracefulStop = errors.New("gowrap: graceful stop")
+	ErrQuickStop    = errors.New("gowrap: quick stop")
+)
+
+// StopError is the cause of Daemon.Context's end.
+type StopError struct {
+	Signal   syscall.Signal
+	Graceful bool
+}
+
+func (e *StopError) Error() string {
+	kind := "quick"
+	if e.Graceful {
+		kind = "graceful"
+	}
+	return fmt.Sprintf("gowrap: %s stop (%v)", kind, e.Signal)
+}
+
+// Is matches ErrGracefulStop or ErrQuickStop.
+func (e *StopError) Is(target error) bool {
+	return (target == ErrGracefulStop && e.Graceful) || (target == ErrQuickStop && !e.Graceful)
+}
+
+// Daemon is a running daemon: readiness, stop signals, log reopen, the
+// logger and the systemd sockets. Its methods are safe for concurrent use.
+type Daemon struct {
+	mode   Mode
+	opts   Options
+	logger *slog.Logger
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sigs   chan os.Signal
+	done   chan struct{}
+
+	mu       sync.Mutex
+	ready    bool
+	stopping bool
+	closed   bool
+	wdStop   chan struct{}
+
+	listenOnce sync.Once
+	files      []*os.File
+	listenErr  error
+}
+
+// exit is os.Exit, replaceable by tests of the signal logic.
+var exit = os.Exit
+
+func newDaemon(opts Options, mode Mode) *Daemon {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	d := &Daemon{
+		mode:   mode,
+		opts:   opts,
+		ctx:    ctx,
+		cancel: cancel,
+		sigs:   make(chan os.Signal, 8),
+		done:   make(chan struct{}),
+	}
+	// slog writes each record with one write(2) to fd 2, which ReopenLog
+	// swaps with dup3: a record lands whole in the old file or the new.
+	d.logger = slog.New(slog.NewTextHandler(os.Stderr, opts.Logger)).With("pid", os.Getpid())
+	signal.Notify(d.sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
+	go d.handleSignals()
+	return d
+}
+
+// Mode says how the process became a daemon.
+func (d *Daemon) Mode() Mode { return d.mode }
+
+// Logger returns a logger writing to the daemon's log (stderr, which is
+// the log file or /dev/null once ready, the launcher's terminal before),
+// with the pid in each record. Log reopen covers it.
+func (d *Daemon) Logger() *slog.Logger { return d.logger }
+
+// Context ends when the daemon is asked to stop; context.Cause tells the
+// kind (see ErrGracefulStop and ErrQuickStop).
+func (d *Daemon) Context() context.Context { return d.ctx }
+
+// Ready reports readiness on every channel that applies: the launcher
+// (which then exits 0) and systemd's NOTIFY_SOCKET (READY=1 and MAINPID).
+// It starts the watchdog pings when systemd asked for them (WATCHDOG_USEC).
+// Idempotent.
+func (d *Daemon) Ready() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ready {
+		return nil
+	}
+	if err := cdaemon.Ready(); err != nil {
+		return err
+	}
+	if _, err := cdaemon.Notify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid())); err != nil {
+		return err
+	}
+	d.ready = true
+	d.startWatchdog()
+	return nil
+}
+
+// Status sends a free-form status line to systemd (STATUS=...).
+func (d *Daemon) Status(s string) error {
+	_, err := cdaemon.Notify("STATUS=" + s)
+	return err
+}
+
+// Reloading tells systemd a reload has begun (RELOADING=1 with
+// MONOTONIC_USEC, as Type=notify-reload requires); send Ready-like
+// "READY=1" when done with Reloaded.
+func (d *Daemon) Reloading() error {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return err
+	}
+	usec := ts.Nano() / 1000
+	_, err := cdaemon.Notify("RELOADING=1\nMONOTONIC_USEC=" + strconv.FormatInt(usec, 10))
+	return err
+}
+
+// Reloaded tells systemd the reload is over (READY=1).
+func (d *Daemon) Reloaded() error {
+	_, err := cdaemon.Notify("READY=1")
+	return err
+}
+
+// Stopping tells systemd the daemon is stopping (STOPPING=1). The signal
+// handling sends it by itself.
+func (d *Daemon) Stopping() error {
+	_, err := cdaemon.Notify("STOPPING=1")
+	return err
+}
+
+// ReopenLog reopens the log file (see cdaemon.ReopenLog) over fds 1, 2 and
+// Options.LogFDs. SIGHUP and SIGUSR1 call it.
+func (d *Daemon) ReopenLog() error { return cdaemon.ReopenLog(d.opts.LogFDs...) }
+
+// Fail reports a failure to start: before Ready the launcher prints err
+// and exits with code; after, err is logged. Then the pid file is removed
+// and the process exits with code.
+func (d *Daemon) Fail(code int, err error) {
+	d.mu.Lock()
+	ready := d.ready
+	d.mu.Unlock()
+	if !ready {
+		cdaemon.Fail(code, err)
+	}
+	d.logger.Error("exiting", "code", code, "err", err)
+	d.Close()
+	exit(code)
+}
+
+// Close stops the signal handling and the watchdog and removes the pid
+// file. Idempotent.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	signal.Stop(d.sigs)
+	close(d.done)
+	if d.wdStop != nil {
+		close(d.wdStop)
+	}
+	return cdaemon.RemovePIDFile()
+}
+
+func (d *Daemon) handleSignals() {
+	for {
+		select {
+		case <-d.done:
+			return
+		case s := <-d.sigs:
+			d.onSignal(s.(syscall.Signal))
+		}
+	}
+}
+
+func (d *Daemon) onSignal(sig syscall.Signal) {
+	switch sig {
+	case syscall.SIGQUIT, syscall.SIGINT, syscall.SIGTERM:
+		graceful := sig == syscall.SIGQUIT
+		d.mu.Lock()
+		already := d.stopping
+		d.stopping = true
+		d.mu.Unlock()
+		if already {
+			if graceful {
+				return
+			}
+			// A second INT or TERM while stopping: the operator means it.
+			d.logger.Warn("forced exit", "signal", sig.String())
+			d.Close()
+			exit(128 + int(sig))
+			return
+		}
+		d.logger.Info("stopping", "signal", sig.String(), "graceful", graceful)
+		_ = d.Stopping()
+		d.cancel(&StopError{Signal: sig, Graceful: graceful})
+	case syscall.SIGHUP, syscall.SIGUSR1:
+		if err := d.ReopenLog(); err != nil {
+			d.logger.Error("reopen log", "err", err)
+		}
+		if sig == syscall.SIGHUP && d.opts.OnReload != nil {
+			_ = d.Reloading()
+			d.opts.OnReload(d)
+			_ = d.Reloaded()
+		}
+	}
+}
+
+// startWatchdog pings at half of WATCHDOG_USEC, as sd_watchdog_enabled(3)
+// advises, when WATCHDOG_PID is unset or names this process.
+func (d *Daemon) startWatchdog() {
+	usec, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64)
+	if err != nil || usec <= 0 {
+		return
+	}
+	if p := os.Getenv("WATCHDOG_PID"); p != "" && p != strconv.Itoa(os.Getpid()) {
+		return
+	}
+	d.wdStop = make(chan struct{})
+	stop := d.wdStop
+	go func() {
+		t := time.NewTicker(time.Duration(usec) * time.Microsecond / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_, _ = cdaemon.Notify("WATCHDOG=1")
+			}
+		}
+	}()
+}

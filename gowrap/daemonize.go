@@ -1,0 +1,300 @@
+package gowrap
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/cdaemon/cdaemon/cdaemon"
+	"golang.org/x/sys/unix"
+)
+
+// Mode says how the process came to be running as a daemon.
+type Mode int
+
+const (
+	// PreRuntime: daemonized by cdaemon's constructor before the Go
+	// runtime started (CDAEMON=1 in the environment), with no exec.
+	PreRuntime Mode = iota
+	// Supervised: in the foreground under a service manager or by
+	// request; nothing forked.
+	Supervised
+	// Reexeced: the child started by the Reexec strategy.
+	Reexeced
+)
+
+func (m Mode) String() string {
+	switch m {
+	case PreRuntime:
+		return "pre-runtime"
+	case Supervised:
+		return "supervised"
+	case Reexeced:
+		return "reexec"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// reexecChild marks the child of the Reexec strategy. Not a CDAEMON_*
+// name: those are the constructor's, and it rejects names it does not know.
+const reexecChild = "GOWRAP_REEXEC_CHILD"
+
+// Daemonize makes the process a daemon according to opts and the
+// environment, and returns the handle of the daemon. There are three paths:
+//
+//   - The constructor already did it (the program was started with
+//     CDAEMON=1): Daemonize applies the options the environment did not
+//     set (a pid file, a log file, the directory, the umask, the user),
+//     with no exec at all. KeepFDs from code cannot apply here: the
+//     constructor closed inherited fds before any Go code ran; use
+//     CDAEMON_KEEP_FDS.
+//   - A supervisor runs the program (NOTIFY_SOCKET, LISTEN_PID naming this
+//     process or INVOCATION_ID in the environment, as systemd sets them),
+//     or Options.Foreground or CDAEMON_FOREGROUND=1 asks for the
+//     foreground: nothing forks. The options are applied in-process and
+//     Ready notifies the supervisor. A parent pid of 1 is not taken as a
+//     sign of supervision: under systemd's Type=forking that guess hangs
+//     the start.
+//   - Otherwise the program decided to daemonize after it started (a -d
+//     flag, say). With the Constructor strategy the process execs its own
+//     binary in place with CDAEMON=1; the constructor of the new image
+//     does the work and the same pid exits with the daemon's status, so
+//     Daemonize does not return. With Reexec the process starts a copy of
+//     itself and exits 0 at once. Call Daemonize before opening files or
+//     sockets: they would not survive.
+//
+// Errors name what was wrong: a bad CDAEMON_* value, a pid file held by a
+// live daemon (a *cdaemon.RunningError), a user that does not exist.
+func Daemonize(opts Options) (*Daemon, error) {
+	cfg, err := opts.settings()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cdaemon.Daemonized():
+		applied, _ := cdaemon.Applied()
+		mode := PreRuntime
+		if cdaemon.Foreground() {
+			mode = Supervised
+		}
+		if err := applyRemaining(cfg, applied); err != nil {
+			return nil, err
+		}
+		return newDaemon(opts, mode), nil
+	case os.Getenv(reexecChild) == "1":
+		os.Unsetenv(reexecChild)
+		// The parent set the directory, umask, stdio and credentials.
+		if err := adoptPIDFile(cfg.PIDFile, ""); err != nil {
+			return nil, err
+		}
+		return newDaemon(opts, Reexeced), nil
+	case cfg.Foreground || Supervisor() != "":
+		if err := applyInProcess(cfg, ""); err != nil {
+			return nil, err
+		}
+		return newDaemon(opts, Supervised), nil
+	}
+	if opts.Strategy == Reexec {
+		return nil, startReexec(cfg)
+	}
+	return nil, execSelf(cfg)
+}
+
+// Supervisor names the evidence that a service manager runs this process
+// ("NOTIFY_SOCKET", "LISTEN_PID" or "INVOCATION_ID"), or "" if there is
+// none. Only explicit evidence counts, never getppid() == 1.
+func Supervisor() string {
+	switch {
+	case os.Getenv("NOTIFY_SOCKET") != "":
+		return "NOTIFY_SOCKET"
+	case os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()):
+		return "LISTEN_PID"
+	case os.Getenv("INVOCATION_ID") != "":
+		return "INVOCATION_ID"
+	}
+	return ""
+}
+
+// execSelf replaces the process with its own binary and CDAEMON=1.
+// /proc/self/exe rather than os.Executable: it works when the binary was
+// deleted or replaced on disk (go run, upgrades in place).
+func execSelf(cfg cdaemon.Config) error {
+	err := syscall.Exec("/proc/self/exe", os.Args, environ(os.Environ(), cfg, true))
+	return fmt.Errorf("gowrap: exec /proc/self/exe: %w", err)
+}
+
+// startReexec is go-daemon's way, for comparison: fork+exec with Setsid,
+// stdio and directory set by the parent, which then exits 0.
+func startReexec(cfg cdaemon.Config) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("gowrap: reexec: %w", err)
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("gowrap: reexec: %w", err)
+	}
+	out := devnull
+	if cfg.LogFile != "" {
+		if out, err = os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err != nil {
+			return fmt.Errorf("gowrap: reexec: log file: %w", err)
+		}
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(environ(os.Environ(), cfg, false), reexecChild+"=1")
+	cmd.Dir = cfg.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = "/"
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cfg.User != "" || cfg.Group != "" {
+		cred, err := credential(cfg.User, cfg.Group)
+		if err != nil {
+			return err
+		}
+		cmd.SysProcAttr.Credential = cred
+	}
+	if cfg.Umask >= 0 {
+		unix.Umask(cfg.Umask)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("gowrap: reexec: %w", err)
+	}
+	os.Exit(0)
+	return nil
+}
+
+// applyRemaining applies, after a pre-runtime start, the options from code
+// that the operator's environment did not set. Relative paths are the
+// launcher's, resolved against its directory.
+func applyRemaining(cfg, applied cdaemon.Config) error {
+	if applied.Umask < 0 && cfg.Umask >= 0 {
+		unix.Umask(cfg.Umask)
+	}
+	base := applied.LaunchDir
+	if applied.PIDFile == "" && cfg.PIDFile != "" {
+		if err := adoptPIDFile(cfg.PIDFile, base); err != nil {
+			return err
+		}
+	}
+	if applied.LogFile == "" && cfg.LogFile != "" {
+		if err := cdaemon.OpenLog(resolve(cfg.LogFile, base)); err != nil {
+			return err
+		}
+	}
+	if applied.Dir == "" && cfg.Dir != "" {
+		if err := os.Chdir(resolve(cfg.Dir, base)); err != nil {
+			return fmt.Errorf("gowrap: working directory: %w", err)
+		}
+	}
+	if applied.User == "" && applied.Group == "" && (cfg.User != "" || cfg.Group != "") {
+		return dropPrivileges(cfg.User, cfg.Group)
+	}
+	return nil
+}
+
+// applyInProcess applies everything in the process itself, for the
+// supervised path: there is no constructor run to rely on.
+func applyInProcess(cfg cdaemon.Config, base string) error {
+	if cfg.Umask >= 0 {
+		unix.Umask(cfg.Umask)
+	}
+	if err := adoptPIDFile(cfg.PIDFile, base); err != nil {
+		return err
+	}
+	if cfg.LogFile != "" {
+		if err := cdaemon.OpenLog(resolve(cfg.LogFile, base)); err != nil {
+			return err
+		}
+	}
+	if cfg.Dir != "" {
+		if err := os.Chdir(cfg.Dir); err != nil {
+			return fmt.Errorf("gowrap: working directory: %w", err)
+		}
+	}
+	if cfg.User != "" || cfg.Group != "" {
+		return dropPrivileges(cfg.User, cfg.Group)
+	}
+	return nil
+}
+
+func resolve(path, base string) string {
+	if path == "" || filepath.IsAbs(path) || base == "" {
+		return path
+	}
+	return filepath.Join(base, path)
+}
+
+func adoptPIDFile(path, base string) error {
+	if path == "" || cdaemon.PIDFile() != "" {
+		return nil
+	}
+	return cdaemon.AdoptPIDFile(resolve(path, base))
+}
+
+// credential resolves a user and group the way the constructor does: a
+// name, else a number; the user's primary group unless group is given.
+func credential(name, group string) (*syscall.Credential, error) {
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}
+	if name != "" {
+		u, err := user.Lookup(name)
+		if err != nil {
+			if u, err = user.LookupId(name); err != nil {
+				return nil, fmt.Errorf("gowrap: user %q: no such user", name)
+			}
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
+		if ids, err := u.GroupIds(); err == nil {
+			for _, s := range ids {
+				if g, err := strconv.ParseUint(s, 10, 32); err == nil {
+					cred.Groups = append(cred.Groups, uint32(g))
+				}
+			}
+		}
+	}
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return nil, fmt.Errorf("gowrap: group %q: no such group", group)
+			}
+		}
+		gid, _ := strconv.ParseUint(g.Gid, 10, 32)
+		cred.Gid = uint32(gid)
+	}
+	if cred.Groups == nil {
+		cred.Groups = []uint32{cred.Gid}
+	}
+	return cred, nil
+}
+
+// dropPrivileges changes groups, then gid, then uid; since Go 1.16 these
+// apply to every thread of the process (syscall.AllThreadsSyscall).
+func dropPrivileges(name, group string) error {
+	cred, err := credential(name, group)
+	if err != nil {
+		return err
+	}
+	groups := make([]int, len(cred.Groups))
+	for i, g := range cred.Groups {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("gowrap: setgroups: %w", err)
+	}
+	if err := syscall.Setgid(int(cred.Gid)); err != nil {
+		return fmt.Errorf("gowrap: setgid %d: %w", cred.Gid, err)
+	}
+	if err := syscall.Setuid(int(cred.Uid)); err != nil {
+		return fmt.Errorf("gowrap: setuid %d: %w", cred.Uid, err)
+	}
+	return nil
+}

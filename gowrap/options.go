@@ -1,0 +1,158 @@
+package gowrap
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cdaemon/cdaemon/cdaemon"
+)
+
+// Strategy selects how a program that decided to daemonize after it
+// started (say, on a -d flag) becomes a daemon.
+type Strategy int
+
+const (
+	// Constructor, the default: the process execs its own binary in place
+	// with CDAEMON=1, so that cdaemon's constructor performs the real
+	// sequence before the new image's runtime starts. The pid stays the
+	// same, so the shell or supervisor waiting on it sees the launcher's
+	// truthful exit status: 0 only once the daemon called Ready.
+	Constructor Strategy = iota
+
+	// Reexec is the approach of sevlyar/go-daemon, kept so that the two
+	// can be compared through one API (see bench/). The process starts a
+	// copy of itself with Setsid and exits 0 at once. What it cannot do:
+	// the exit status says nothing about the daemon (it is 0 even if the
+	// daemon fails to start, and nobody sees the error); the daemon is a
+	// session leader (one fork), so opening a terminal would make it its
+	// controlling terminal; the binary runs twice from the start (every
+	// init() again, a second runtime start), and it needs the binary on
+	// disk; inherited fds without close-on-exec and ignored signals are
+	// passed on.
+	Reexec
+)
+
+func (s Strategy) String() string {
+	switch s {
+	case Constructor:
+		return "constructor"
+	case Reexec:
+		return "reexec"
+	}
+	return "Strategy(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Options are the defaults written in code. Each has a CDAEMON_*
+// variable, and the variable wins when both are set: an operator can move
+// a pid file or a log without a rebuild.
+type Options struct {
+	PIDFile      string               // CDAEMON_PIDFILE: pid file, locked for the daemon's life
+	LogFile      string               // CDAEMON_LOG: stdout and stderr appended here; "" is /dev/null
+	Dir          string               // CDAEMON_DIR: working directory; "" is "/" for a daemon
+	Umask        *fs.FileMode         // CDAEMON_UMASK: nil keeps the inherited umask; see Umask()
+	User         string               // CDAEMON_USER: drop privileges to this user (name or number)
+	Group        string               // CDAEMON_GROUP: and this group; "" is the user's primary group
+	ReadyTimeout time.Duration        // CDAEMON_TIMEOUT: the launcher's wait for Ready; 0 is 60s
+	KeepFDs      []int                // CDAEMON_KEEP_FDS: inherited fds to keep open (see Daemonize)
+	Foreground   bool                 // CDAEMON_FOREGROUND: never fork (for supervisors)
+	Strategy     Strategy             // how to daemonize after start; Constructor unless you compare
+	StopTimeout  time.Duration        // Control's stop: wait this long before KILL; 0 is 10s
+	LogFDs       []int                // more fds to swap on log reopen (fds 1 and 2 always are)
+	OnReload     func(*Daemon)        // called on SIGHUP, after the log was reopened
+	Logger       *slog.HandlerOptions // options of Daemon.Logger's handler; nil for defaults
+}
+
+// Umask returns a pointer to m, for Options.Umask.
+func Umask(m fs.FileMode) *fs.FileMode { return &m }
+
+// settings merges the environment over the options: the CDAEMON_*
+// variables, parsed by the constructor's own C parser, win over code.
+func (o *Options) settings() (cdaemon.Config, error) {
+	env, set, err := cdaemon.ParseEnv()
+	if err != nil {
+		return cdaemon.Config{}, err
+	}
+	c := cdaemon.Config{
+		PIDFile:    o.PIDFile,
+		LogFile:    o.LogFile,
+		Dir:        o.Dir,
+		Umask:      -1,
+		Timeout:    o.ReadyTimeout,
+		KeepFDs:    o.KeepFDs,
+		Foreground: o.Foreground,
+		User:       o.User,
+		Group:      o.Group,
+	}
+	if o.Umask != nil {
+		if *o.Umask&^0o777 != 0 {
+			return c, fmt.Errorf("gowrap: Options.Umask %#o: want permission bits 0-0777", uint32(*o.Umask))
+		}
+		c.Umask = int(*o.Umask)
+	}
+	if c.Timeout < 0 {
+		return c, fmt.Errorf("gowrap: Options.ReadyTimeout %v: want a positive duration", c.Timeout)
+	}
+	over := func(name string, apply func()) {
+		if set[name] {
+			apply()
+		}
+	}
+	over("CDAEMON_PIDFILE", func() { c.PIDFile = env.PIDFile })
+	over("CDAEMON_LOG", func() { c.LogFile = env.LogFile })
+	over("CDAEMON_DIR", func() { c.Dir = env.Dir })
+	over("CDAEMON_UMASK", func() { c.Umask = env.Umask })
+	over("CDAEMON_TIMEOUT", func() { c.Timeout = env.Timeout })
+	over("CDAEMON_KEEP_FDS", func() { c.KeepFDs = env.KeepFDs })
+	over("CDAEMON_NOCLOSE", func() { c.NoClose = env.NoClose })
+	over("CDAEMON_FOREGROUND", func() { c.Foreground = env.Foreground })
+	over("CDAEMON_USER", func() { c.User = env.User })
+	over("CDAEMON_GROUP", func() { c.Group = env.Group })
+	return c, nil
+}
+
+// environ renders c as the CDAEMON* environment of a re-executed image,
+// on top of base without any CDAEMON* entry: with the trigger for the
+// constructor, without it for the Reexec child (which parses it in Go).
+func environ(base []string, c cdaemon.Config, trigger bool) []string {
+	out := make([]string, 0, len(base)+12)
+	for _, kv := range base {
+		if k, _, _ := strings.Cut(kv, "="); k == "CDAEMON" || strings.HasPrefix(k, "CDAEMON_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	add := func(k, v string) {
+		if v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	if trigger {
+		add("CDAEMON", "1")
+	}
+	add("CDAEMON_PIDFILE", c.PIDFile)
+	add("CDAEMON_LOG", c.LogFile)
+	add("CDAEMON_DIR", c.Dir)
+	if c.Umask >= 0 {
+		add("CDAEMON_UMASK", fmt.Sprintf("%03o", c.Umask))
+	}
+	if c.Timeout > 0 {
+		add("CDAEMON_TIMEOUT", c.Timeout.String())
+	}
+	if len(c.KeepFDs) > 0 {
+		fds := make([]string, len(c.KeepFDs))
+		for i, fd := range c.KeepFDs {
+			fds[i] = strconv.Itoa(fd)
+		}
+		add("CDAEMON_KEEP_FDS", strings.Join(fds, ","))
+	}
+	if c.NoClose {
+		add("CDAEMON_NOCLOSE", "1")
+	}
+	add("CDAEMON_USER", c.User)
+	add("CDAEMON_GROUP", c.Group)
+	return out
+}
