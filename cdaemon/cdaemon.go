@@ -214,7 +214,7 @@ type Config struct {
 	PIDFile    string
 	LogFile    string
 	Dir        string // "" when not set (the daemon then runs in "/")
-	Umask      int // -1: keep the inherited umask
+	Umask      int    // -1: keep the inherited umask
 	Timeout    time.Duration
 	KeepFDs    []int
 	NoClose    bool
@@ -354,4 +354,13 @@ func Notify(state string) (bool, error) {
 		return false, fmt.Errorf("cdaemon: notify: %w", err)
 	}
 	return r == 1, nil
+}
+
+// Worker returns the index of this prefork worker (0-based) and true, or
+// -1 and false outside a worker. Workers are forked by the master that
+// CDAEMON_WORKERS starts before the runtime; each finds the CDAEMON_LISTEN
+// sockets from fd 3 on, with LISTEN_FDS and LISTEN_PID naming it.
+func Worker() (int, bool) {
+	i := int(C.cdaemon_worker_index())
+	return i, i >= 0
 }

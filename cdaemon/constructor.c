@@ -37,4 +37,7 @@ __attribute__((constructor)) static void cdaemon_go_constructor(void)
 	}
 	// Returns only in the daemon; the launcher exits with its status.
 	(void)cdaemon_start(&cfg);
+	// With CDAEMON_WORKERS this process becomes the prefork master and
+	// returns only in the workers, each into a fresh Go runtime.
+	(void)cdaemon_prefork();
 }

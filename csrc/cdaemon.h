@@ -43,6 +43,8 @@ extern "C" {
 enum {
 	CDAEMON_EXIT_READY = 0,
 	CDAEMON_EXIT_USAGE = 64,     /* a CDAEMON* variable has a bad value */
+	CDAEMON_EXIT_UNAVAILABLE = 69, /* a CDAEMON_LISTEN address is in use
+					* or not permitted */
 	CDAEMON_EXIT_SOFTWARE = 70,  /* the daemon exited before it was ready */
 	CDAEMON_EXIT_OSERR = 71,     /* a system call of the sequence failed */
 	CDAEMON_EXIT_CANTCREAT = 73, /* pid file or log file cannot be opened */
@@ -53,7 +55,10 @@ enum {
 };
 
 #define CDAEMON_MAX_KEEP_FDS 64
+#define CDAEMON_MAX_WORKERS 1024
+#define CDAEMON_MAX_LISTEN 16
 #define CDAEMON_DEFAULT_TIMEOUT_MS 60000LL
+#define CDAEMON_DEFAULT_STOP_TIMEOUT_MS 30000LL
 
 /* What cdaemon_start() does. Zero it, then set what you need;
  * cdaemon_config_init() gives the documented defaults. */
@@ -69,6 +74,9 @@ struct cdaemon_config {
 	int foreground; /* every step but the forks, for supervisors */
 	const char *user;  /* drop to this user (name or number); NULL: stay */
 	const char *group; /* and this group; NULL: the user's primary group */
+	const char *listen; /* sockets to bind before forking, see README */
+	int workers;        /* prefork: this many workers (1-1024); 0: none */
+	long long stop_timeout_ms; /* prefork: wait before KILL on a stop */
 };
 
 CDAEMON_API void cdaemon_config_init(struct cdaemon_config *cfg);
@@ -106,6 +114,20 @@ CDAEMON_API const char *cdaemon_launch_dir(void);
  * children travel back to the launcher, which prints them.
  */
 CDAEMON_API int cdaemon_start(const struct cdaemon_config *cfg);
+
+/*
+ * After cdaemon_start(), in the daemon. Without workers, moves the
+ * CDAEMON_LISTEN sockets to fd 3 on, sets LISTEN_FDS and LISTEN_PID, and
+ * returns -1. With workers, the calling process becomes the prefork
+ * master: it never returns; each worker returns its index (0-based) with
+ * the listeners at fd 3 on, and must call cdaemon_ready() (which reports to
+ * the master) or cdaemon_fail(). The master reports ready to the launcher
+ * once all workers are.
+ */
+CDAEMON_API int cdaemon_prefork(void);
+
+/* The worker index in a prefork worker, else -1. */
+CDAEMON_API int cdaemon_worker_index(void);
 
 /* Report readiness to the launcher: stdout and stderr move from the relay
  * (which showed early output on the launcher's terminal) to the log file or

@@ -18,6 +18,7 @@ void cdaemon_config_init(struct cdaemon_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 	cfg->umask = -1;
 	cfg->timeout_ms = CDAEMON_DEFAULT_TIMEOUT_MS;
+	cfg->stop_timeout_ms = CDAEMON_DEFAULT_STOP_TIMEOUT_MS;
 }
 
 /* Go's time.ParseDuration grammar, unsigned: one or more of a decimal
@@ -235,6 +236,26 @@ int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
 			cfg->user = v;
 		} else if (strcmp(key, "GROUP") == 0) {
 			cfg->group = v;
+		} else if (strcmp(key, "WORKERS") == 0) {
+			char *end;
+			errno = 0;
+			long n = strtol(v, &end, 10);
+			if (*v < '0' || *v > '9' || *end != '\0' || errno ||
+			    n < 1 || n > CDAEMON_MAX_WORKERS)
+				return bad(err, errlen, name, v,
+					   "want a number of workers from 1 "
+					   "to 1024");
+			cfg->workers = (int)n;
+		} else if (strcmp(key, "LISTEN") == 0) {
+			if (cdaemon__listen_check(v, err, errlen) < 0)
+				return -1;
+			cfg->listen = v;
+		} else if (strcmp(key, "STOP_TIMEOUT") == 0) {
+			if (cdaemon__parse_duration_ms(v,
+						       &cfg->stop_timeout_ms) < 0)
+				return bad(err, errlen, name, v,
+					   "want a positive duration such as "
+					   "10s, 500ms or 1m30s");
 		} else {
 			snprintf(err, errlen,
 				 "cdaemon: unknown variable %s (see the "

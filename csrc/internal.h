@@ -30,6 +30,10 @@ struct cdaemon_state {
 	char launch_dir[PATH_MAX]; /* the launcher's working directory */
 	char user[256], group[256];
 	int applied;
+	int worker_index; /* prefork worker index, or -1 */
+	int nlisten;
+	int listen_fds[CDAEMON_MAX_LISTEN];
+	char listen_names[CDAEMON_MAX_LISTEN][112];
 	struct cdaemon_config config; /* as applied; strings point above */
 	struct cdaemon_stage stages[CDAEMON_NSTAGES];
 };
@@ -84,6 +88,14 @@ int cdaemon__parse_duration_ms(const char *s, long long *ms);
 int cdaemon__parse_umask(const char *s, int *mask);
 int cdaemon__parse_fd_list(const char *s, int *fds, int max, int *n);
 
+/* listen.c: 0, or an exit code with a message in err. */
+int cdaemon__listen_check(const char *list, char *err, size_t errlen);
+int cdaemon__listen_bind(const char *list, char *err, size_t errlen);
+
+/* prefork.c */
+int cdaemon__place_listeners(int *extra, int nextra);
+int cdaemon__export_listeners(void);
+
 /* pidfile.c */
 enum { CDAEMON_PIDFILE_OK = 0, CDAEMON_PIDFILE_RUNNING = 1,
        CDAEMON_PIDFILE_ERROR = -1 };
@@ -97,7 +109,9 @@ int cdaemon__pidfile_remove(int fd, const char *path);
 /* env.c: edits the process's environ array in place, which is the array
  * the Go runtime reads when it starts (argv + argc + 1). */
 void cdaemon__env_scrub(void);
+void cdaemon__env_remove(const char *name);
 int cdaemon__env_replace(const char *name, const char *entry);
+int cdaemon__env_put(const char *name, const char *entry);
 
 /* privileges.c */
 struct cdaemon_ids {

@@ -21,6 +21,7 @@ struct cdaemon_state cdaemon__state = {
 	.ready_fd = -1,
 	.out_fd = -1,
 	.pid_fd = -1,
+	.worker_index = -1,
 };
 
 ssize_t cdaemon__write_all(int fd, const void *buf, size_t len)

@@ -181,7 +181,9 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		}
 		keep[nkeep++] = cfg->keep_fds[i];
 	}
-	int nlisten = listen_fds(self);
+	/* Sockets a supervisor passed us are kept, unless CDAEMON_LISTEN
+	 * names the sockets to use instead. */
+	int nlisten = cfg->listen ? 0 : listen_fds(self);
 	for (int i = 0; i < nlisten; i++)
 		keep[nkeep++] = 3 + i;
 	if (cdaemon__resolve_ids(cfg->user, cfg->group, &ids, err,
@@ -202,6 +204,40 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		die(CDAEMON_EXIT_OSERR, "close inherited fds", errno);
 	if (cdaemon_reset_signals() < 0)
 		die(CDAEMON_EXIT_OSERR, "reset signals", errno);
+
+	/* Bound here, before anything forks and before privileges drop. */
+	if (cfg->listen) {
+		int code = cdaemon__listen_bind(cfg->listen, err, sizeof err);
+		if (code != 0) {
+			cdaemon__print(2, "%s\n", err);
+			_exit(code);
+		}
+	} else {
+		const char *names = getenv("LISTEN_FDNAMES");
+		for (int i = 0; i < nlisten; i++) {
+			st->listen_fds[st->nlisten] = 3 + i;
+			const char *end = names ? strchr(names, ':') : NULL;
+			size_t len = names ? (end ? (size_t)(end - names)
+						  : strlen(names))
+					   : 0;
+			snprintf(st->listen_names[st->nlisten],
+				 sizeof st->listen_names[0], "%.*s", (int)len,
+				 len ? names : "unknown");
+			st->nlisten++;
+			names = end ? end + 1 : NULL;
+		}
+	}
+	for (int i = 0; i < cfg->nkeep_fds; i++) {
+		if (cfg->keep_fds[i] >= 3 &&
+		    cfg->keep_fds[i] < 3 + st->nlisten && cfg->listen) {
+			cdaemon__print(2,
+				       "cdaemon: CDAEMON_KEEP_FDS: fd %d would "
+				       "be taken by the %d CDAEMON_LISTEN "
+				       "sockets at fd 3 on\n",
+				       cfg->keep_fds[i], st->nlisten);
+			_exit(CDAEMON_EXIT_USAGE);
+		}
+	}
 
 	int dir_fd = high_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (dir_fd < 0) {
@@ -383,15 +419,14 @@ in_daemon:
 	if (cdaemon__drop_privileges(&ids, &step) < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, step, errno);
 
-	/* The daemon may have been adopted with LISTEN_FDS meant for the
-	 * launcher; sd_listen_fds(3) checks LISTEN_PID against getpid(). */
-	if (nlisten > 0 && daemon != self) {
-		static char listen_pid[32];
-		snprintf(listen_pid, sizeof listen_pid, "LISTEN_PID=%ld",
-			 (long)daemon);
-		(void)cdaemon__env_replace("LISTEN_PID", listen_pid);
-	}
 	cdaemon__env_scrub();
+	/* Without workers the daemon takes the sockets itself: at fd 3 on,
+	 * with LISTEN_PID naming it (sd_listen_fds(3) checks it). */
+	if (cfg->workers <= 0 && st->nlisten > 0 &&
+	    (cdaemon__place_listeners(NULL, 0) < 0 ||
+	     cdaemon__export_listeners() < 0))
+		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "pass the listeners",
+				   errno);
 	if (cdaemon_reset_signals() < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "reset signals", errno);
 	st->daemonized = 1;

@@ -90,6 +90,12 @@ func newDaemon(opts Options, mode Mode) *Daemon {
 // Mode says how the process became a daemon.
 func (d *Daemon) Mode() Mode { return d.mode }
 
+// Worker returns this prefork worker's index (0-based) and true, or -1
+// and false when the process is not a worker (CDAEMON_WORKERS unset).
+// A worker's sockets are in Listeners; its Ready reports to the master,
+// which reports to the launcher once every worker is ready.
+func (d *Daemon) Worker() (int, bool) { return cdaemon.Worker() }
+
 // Logger returns a logger writing to the daemon's log (stderr, which is
 // the log file or /dev/null once ready, the launcher's terminal before),
 // with the pid in each record. Log reopen covers it.

@@ -178,6 +178,11 @@ func applyRemaining(cfg, applied cdaemon.Config) error {
 		unix.Umask(cfg.Umask)
 	}
 	base := applied.LaunchDir
+	_, worker := cdaemon.Worker()
+	// A prefork worker shares its master's pid file, log and identity.
+	if worker {
+		return nil
+	}
 	if applied.PIDFile == "" && cfg.PIDFile != "" {
 		if err := adoptPIDFile(cfg.PIDFile, base); err != nil {
 			return err

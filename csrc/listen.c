@@ -1,0 +1,296 @@
+/*
+ * CDAEMON_LISTEN: sockets bound by the launcher, before anything forks
+ * and before privileges are dropped, so that "address in use" or "no such
+ * host" is an error on the operator's terminal and a privileged port works
+ * for an unprivileged daemon. The daemon (or each prefork worker) receives
+ * them from fd 3 on with sd_listen_fds(3) semantics.
+ *
+ *   tcp:HOST:PORT    tcp4:HOST:PORT    tcp6:[ADDR]:PORT    unix:/PATH
+ *
+ * HOST may be empty for the wildcard address; PORT 0 picks a free port.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct spec {
+	int family; /* AF_UNSPEC, AF_INET, AF_INET6 or AF_UNIX */
+	char host[256];
+	char port[8];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* Parses one item of CDAEMON_LISTEN (len bytes at s). */
+static int parse_item(const char *s, size_t len, struct spec *sp,
+		      const char **why)
+{
+	memset(sp, 0, sizeof *sp);
+	const char *colon = memchr(s, ':', len);
+	if (colon == NULL) {
+		*why = "want tcp:HOST:PORT, tcp6:[ADDR]:PORT or unix:/PATH";
+		return -1;
+	}
+	size_t slen = (size_t)(colon - s);
+	const char *rest = colon + 1;
+	size_t rlen = len - slen - 1;
+	if (slen == 4 && memcmp(s, "unix", 4) == 0) {
+		if (rlen == 0 || rest[0] != '/') {
+			*why = "unix: wants an absolute path";
+			return -1;
+		}
+		if (rlen >= sizeof sp->path) {
+			*why = "unix: path too long for a socket address";
+			return -1;
+		}
+		sp->family = AF_UNIX;
+		memcpy(sp->path, rest, rlen);
+		return 0;
+	}
+	if (slen == 3 && memcmp(s, "tcp", 3) == 0)
+		sp->family = AF_UNSPEC;
+	else if (slen == 4 && memcmp(s, "tcp4", 4) == 0)
+		sp->family = AF_INET;
+	else if (slen == 4 && memcmp(s, "tcp6", 4) == 0)
+		sp->family = AF_INET6;
+	else {
+		*why = "unknown scheme (want tcp, tcp4, tcp6 or unix)";
+		return -1;
+	}
+	const char *pc = NULL;
+	size_t hlen;
+	const char *host = rest;
+	if (rlen > 0 && rest[0] == '[') {
+		const char *close = memchr(rest, ']', rlen);
+		if (close == NULL || (size_t)(close - rest) + 1 >= rlen ||
+		    close[1] != ':') {
+			*why = "want [ADDR]:PORT";
+			return -1;
+		}
+		host = rest + 1;
+		hlen = (size_t)(close - rest) - 1;
+		pc = close + 1;
+	} else {
+		for (size_t i = rlen; i > 0; i--)
+			if (rest[i - 1] == ':') {
+				pc = rest + i - 1;
+				break;
+			}
+		if (pc == NULL) {
+			*why = "missing :PORT";
+			return -1;
+		}
+		hlen = (size_t)(pc - rest);
+		if (memchr(rest, ':', hlen) != NULL) {
+			*why = "an IPv6 address needs brackets: [ADDR]:PORT";
+			return -1;
+		}
+	}
+	size_t plen = len - (size_t)(pc + 1 - s);
+	if (plen == 0 || plen > 5) {
+		*why = "want a port number from 0 to 65535";
+		return -1;
+	}
+	long port = 0;
+	for (size_t i = 0; i < plen; i++) {
+		char c = pc[1 + i];
+		if (c < '0' || c > '9') {
+			*why = "want a port number from 0 to 65535";
+			return -1;
+		}
+		port = port * 10 + (c - '0');
+	}
+	if (port > 65535 || hlen >= sizeof sp->host) {
+		*why = port > 65535 ? "want a port number from 0 to 65535"
+				    : "host name too long";
+		return -1;
+	}
+	memcpy(sp->host, host, hlen);
+	snprintf(sp->port, sizeof sp->port, "%ld", port);
+	return 0;
+}
+
+/* Calls fn for each comma-separated item; stops at the first failure. */
+static int each_item(const char *list, int (*fn)(const char *, size_t, void *),
+		     void *arg)
+{
+	const char *p = list;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		if (fn(p, len, arg) < 0)
+			return -1;
+		if (comma == NULL)
+			return 0;
+		p = comma + 1;
+	}
+}
+
+struct check {
+	char *err;
+	size_t errlen;
+	int n;
+};
+
+static int check_item(const char *s, size_t len, void *arg)
+{
+	struct check *c = arg;
+	struct spec sp;
+	const char *why = NULL;
+
+	if (len == 0)
+		why = "empty item";
+	else if (++c->n > CDAEMON_MAX_LISTEN)
+		why = "too many sockets";
+	else if (parse_item(s, len, &sp, &why) == 0)
+		return 0;
+	snprintf(c->err, c->errlen, "cdaemon: CDAEMON_LISTEN item \"%.*s\": %s",
+		 (int)len, s, why);
+	return -1;
+}
+
+int cdaemon__listen_check(const char *list, char *err, size_t errlen)
+{
+	struct check c = {err, errlen, 0};
+	return each_item(list, check_item, &c);
+}
+
+/* A leftover socket file of a dead daemon is removed; a live one is not. */
+static int unlink_stale(const struct sockaddr_un *sa)
+{
+	struct stat st;
+	if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -1;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int live = connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0 ||
+		   errno != ECONNREFUSED;
+	close(fd);
+	if (live)
+		return -1;
+	return unlink(sa->sun_path);
+}
+
+struct bind_state {
+	struct cdaemon_state *st;
+	char *err;
+	size_t errlen;
+	int code;
+};
+
+static int bind_item(const char *s, size_t len, void *arg)
+{
+	struct bind_state *b = arg;
+	struct cdaemon_state *st = b->st;
+	struct spec sp;
+	const char *why = NULL;
+	const char *step = "socket";
+	int fd = -1;
+
+	if (parse_item(s, len, &sp, &why) < 0) {
+		snprintf(b->err, b->errlen, "cdaemon: CDAEMON_LISTEN item \"%.*s\": %s",
+			 (int)len, s, why);
+		b->code = CDAEMON_EXIT_USAGE;
+		return -1;
+	}
+	if (sp.family == AF_UNIX) {
+		struct sockaddr_un sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sun_family = AF_UNIX;
+		memcpy(sa.sun_path, sp.path, sizeof sa.sun_path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			goto fail;
+		step = "bind";
+		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+			if (errno != EADDRINUSE || unlink_stale(&sa) < 0 ||
+			    bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+				goto fail;
+		}
+	} else {
+		struct addrinfo hints, *res = NULL;
+		memset(&hints, 0, sizeof hints);
+		hints.ai_family = sp.family;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG;
+		int r = getaddrinfo(sp.host[0] ? sp.host : NULL, sp.port,
+				    &hints, &res);
+		if (r == EAI_ADDRFAMILY || r == EAI_NONAME || r == EAI_FAMILY ||
+		    r == EAI_NODATA) {
+			hints.ai_flags &= ~AI_ADDRCONFIG;
+			r = getaddrinfo(sp.host[0] ? sp.host : NULL, sp.port,
+					&hints, &res);
+		}
+		if (r != 0) {
+			snprintf(b->err, b->errlen,
+				 "cdaemon: CDAEMON_LISTEN item \"%.*s\": %s",
+				 (int)len, s, gai_strerror(r));
+			b->code = CDAEMON_EXIT_USAGE;
+			return -1;
+		}
+		fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			freeaddrinfo(res);
+			goto fail;
+		}
+		int one = 1;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (res->ai_family == AF_INET6)
+			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+					 sizeof one);
+		step = "bind";
+		r = bind(fd, res->ai_addr, res->ai_addrlen);
+		freeaddrinfo(res);
+		if (r < 0)
+			goto fail;
+	}
+	step = "listen";
+	if (listen(fd, SOMAXCONN) < 0)
+		goto fail;
+	if (fd < 3) {
+		int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		close(fd);
+		if ((fd = n) < 0)
+			goto fail;
+	}
+	/* A name for LISTEN_FDNAMES, which separates names with ':'. */
+	char *name = st->listen_names[st->nlisten];
+	snprintf(name, sizeof st->listen_names[0], "%.*s", (int)len, s);
+	for (char *p = name; *p; p++)
+		if (*p == ':' || *p == '[' || *p == ']')
+			*p = *p == ':' ? '-' : '_';
+	st->listen_fds[st->nlisten++] = fd;
+	return 0;
+fail:;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	snprintf(b->err, b->errlen, "cdaemon: %s %.*s: %s", step, (int)len, s,
+		 strerror(e));
+	b->code = e == EACCES || e == EADDRINUSE || e == EADDRNOTAVAIL
+			  ? CDAEMON_EXIT_UNAVAILABLE
+			  : CDAEMON_EXIT_OSERR;
+	return -1;
+}
+
+int cdaemon__listen_bind(const char *list, char *err, size_t errlen)
+{
+	struct bind_state b = {&cdaemon__state, err, errlen, 0};
+	if (each_item(list, bind_item, &b) < 0) {
+		for (int i = 0; i < cdaemon__state.nlisten; i++)
+			close(cdaemon__state.listen_fds[i]);
+		cdaemon__state.nlisten = 0;
+		return b.code;
+	}
+	return 0;
+}

@@ -1,0 +1,60 @@
+// Package gowrap is the Go API of cdaemon: options, readiness, stop
+// signals, log reopen, pid files, systemd, and init-script commands.
+//
+// # Why
+//
+// A Go program cannot fork after its runtime started, so Go daemon
+// libraries re-execute their binary and return before the daemon has done
+// anything: the shell, the init script or systemd learn nothing about
+// whether it came up. The cdaemon package daemonizes in a C constructor,
+// before the runtime starts, and makes the launching process wait until
+// the daemon says it is ready. gowrap puts a small Go API on top, so that
+// the same program works in the three ways daemons are run:
+//
+//   - by hand or by an init script: `app start` (Control) or `app -d`
+//     (Daemonize), or with CDAEMON=1 in the environment;
+//   - under a supervisor (systemd with Type=notify, a container's init):
+//     in the foreground, with readiness sent to NOTIFY_SOCKET and the
+//     sockets of socket activation available through Listeners;
+//   - in the foreground for debugging: `app run`.
+//
+// # Precedence
+//
+// Options hold the defaults written in code. Every option has a CDAEMON_*
+// environment variable (see the README's table), and a variable that is
+// set wins over the option: an operator can move the pid file or the log
+// without a rebuild. Bad values are errors that name the variable and the
+// value, parsed by the same C code the constructor uses.
+//
+// # Stopping
+//
+// Daemon.Context ends on SIGQUIT (graceful: finish what is in flight) or
+// SIGINT/SIGTERM (quick); context.Cause tells which (ErrGracefulStop,
+// ErrQuickStop). A second SIGINT or SIGTERM while stopping exits at once
+// with status 128+signal. SIGHUP and SIGUSR1 reopen the log file, unicorn's
+// way (open the new file, dup3 it over fds 1 and 2: never a moment without
+// a writable fd, no line lost); SIGHUP then calls Options.OnReload.
+//
+// # Control
+//
+// Control implements start, stop, restart, status, reload and run.
+// status and stop identify the daemon by the lock on its pid file, never
+// by kill(pid, 0); stop signals and waits through a pidfd, so a recycled
+// pid cannot be hit, and escalates to SIGKILL after Options.StopTimeout.
+//
+// A systemd unit for a gowrap daemon:
+//
+//	[Service]
+//	Type=notify
+//	ExecStart=/usr/local/bin/app run
+//	ExecReload=/bin/kill -HUP $MAINPID
+//	KillSignal=SIGQUIT
+//
+// or, with the constructor's double fork and a truthful launcher:
+//
+//	[Service]
+//	Type=forking
+//	PIDFile=/run/app.pid
+//	Environment=CDAEMON_PIDFILE=/run/app.pid
+//	ExecStart=/usr/local/bin/app start
+package gowrap
