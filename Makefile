@@ -23,7 +23,7 @@ VERSION  := $(shell sed -n 's/^\#define CDAEMON_VERSION "\(.*\)"/\1/p' csrc/cdae
 
 all: lib go
 
-lib: $(BUILD)/libcdaemon.a $(BUILD)/libcdaemon.so $(BUILD)/cdaemon.pc
+lib: $(BUILD)/libcdaemon.a $(BUILD)/libcdaemon.so $(BUILD)/cdaemon.pc $(BUILD)/cdaemonize
 
 go: csrc-hash
 	$(GO) build ./...
@@ -50,6 +50,10 @@ $(BUILD)/libcdaemon.a: $(LIB_OBJS)
 
 $(BUILD)/libcdaemon.so: $(PIC_OBJS)
 	$(CC) -shared -Wl,-soname,libcdaemon.so.0 -o $@ $^
+
+# The C tool, linked statically against the library it demonstrates.
+$(BUILD)/cdaemonize: csrc/cdaemonize/cdaemonize.c $(BUILD)/libcdaemon.a csrc/cdaemon.h
+	$(CC) $(CSTD) $(CWARN) $(CFLAGS) -Icsrc -o $@ $< $(BUILD)/libcdaemon.a
 
 $(BUILD)/cdaemon.pc: csrc/cdaemon.pc.in csrc/cdaemon.h
 	@mkdir -p $(dir $@)
@@ -81,7 +85,8 @@ demo: csrc-hash
 	@bash examples/demo.sh
 
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/cdaemonize $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(BUILD)/libcdaemon.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libcdaemon.so $(DESTDIR)$(PREFIX)/lib/libcdaemon.so.$(VERSION)
 	ln -sf libcdaemon.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcdaemon.so.0

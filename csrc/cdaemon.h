@@ -77,6 +77,8 @@ struct cdaemon_config {
 	const char *listen; /* sockets to bind before forking, see README */
 	int workers;        /* prefork: this many workers (1-1024); 0: none */
 	long long stop_timeout_ms; /* prefork: wait before KILL on a stop */
+	int notify_fd; /* launcher: a bound SOCK_DGRAM whose "READY=1" counts
+			* after cdaemon_exec(..., notify_socket=1); -1: none */
 };
 
 CDAEMON_API void cdaemon_config_init(struct cdaemon_config *cfg);
@@ -133,6 +135,15 @@ CDAEMON_API int cdaemon_worker_index(void);
  * (which showed early output on the launcher's terminal) to the log file or
  * /dev/null, then the launcher exits 0. Idempotent; 0 on success. */
 CDAEMON_API int cdaemon_ready(void);
+
+/* In the daemon, become another program (execvp). The launcher exits 0
+ * once the exec succeeded (the close-on-exec channel closes), or with 127
+ * (not found) or 126 and the reason. With notify_fd >= 0 the channel is
+ * kept open at that fd in the program, which reports ready by writing to
+ * it (s6's notification-fd convention); with notify_socket, a "READY=1"
+ * datagram on cfg.notify_fd also counts. Returns only on failure. */
+CDAEMON_API int cdaemon_exec(const char *file, char *const argv[],
+			     int notify_fd, int notify_socket);
 
 /* Report failure: the launcher prints "cdaemon: daemon (pid N) failed: msg"
  * and exits with code (1-255; anything else becomes 1). Removes the pid

@@ -19,6 +19,7 @@ void cdaemon_config_init(struct cdaemon_config *cfg)
 	cfg->umask = -1;
 	cfg->timeout_ms = CDAEMON_DEFAULT_TIMEOUT_MS;
 	cfg->stop_timeout_ms = CDAEMON_DEFAULT_STOP_TIMEOUT_MS;
+	cfg->notify_fd = -1;
 }
 
 /* Go's time.ParseDuration grammar, unsigned: one or more of a decimal

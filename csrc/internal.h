@@ -47,7 +47,10 @@ enum {
 	CDAEMON_MSG_PID = 0x5049,   /* "PI": the daemon's pid, from the child */
 	CDAEMON_MSG_READY = 0x5244, /* "RD": the daemon is ready */
 	CDAEMON_MSG_FAIL = 0x4641,  /* "FA": failed; code and message follow */
+	CDAEMON_MSG_EXEC = 0x4558,  /* "EX": exec follows; code: flags below */
 };
+#define CDAEMON_EXEC_NOTIFY_FD 1     /* ready when the program writes */
+#define CDAEMON_EXEC_NOTIFY_SOCKET 2 /* ready on READY=1 at NOTIFY_SOCKET */
 #define CDAEMON_MSG_TEXT_MAX 2048
 
 struct cdaemon_msg {
@@ -62,7 +65,8 @@ struct cdaemon_msg {
 /* ready.c */
 int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text);
 void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
-			    long long timeout_ms) __attribute__((noreturn));
+			    int notify_fd, long long timeout_ms)
+	__attribute__((noreturn));
 /* Send FAIL (if a launcher listens) or print, remove the pid file, _exit. */
 void cdaemon__fail_step(int code, const char *step, int err)
 	__attribute__((noreturn));

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,8 @@ int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text)
 	while (n < 0 && errno == EINTR);
 	return n == (ssize_t)size ? 0 : -1;
 }
+
+static void fail_text(int code, const char *text);
 
 static volatile sig_atomic_t got_signal;
 
@@ -122,173 +125,292 @@ static void launcher_cleanup(void)
 	(void)cdaemon_remove_pidfile();
 }
 
-void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
-			    long long timeout_ms)
+struct launcher {
+	pid_t child, daemon;
+	int sock, relay, tee_fd, notify_fd, pidfd;
+	int exec_mode; /* 0; or EXEC flags + 1 once the daemon said EXEC */
+	long long timeout_ms;
+};
+
+static void finish(struct launcher *l, int code) __attribute__((noreturn));
+static void finish(struct launcher *l, int code)
 {
+	drain(l->relay, l->tee_fd);
+	if (code != CDAEMON_EXIT_READY)
+		launcher_cleanup();
+	_exit(code);
+}
+
+/* Kills the daemon (it is our child, see reap) and waits for it. */
+static void kill_daemon(struct launcher *l)
+{
+	if (l->daemon > 0) {
+		kill(l->daemon, SIGKILL);
+		reap(l->daemon);
+	}
+}
+
+/* The daemon is gone without READY or FAIL: say how, exit accordingly. */
+static void died(struct launcher *l, int child_status) __attribute__((noreturn));
+static void died(struct launcher *l, int child_status)
+{
+	char what[128];
+
+	drain(l->relay, l->tee_fd);
+	if (l->daemon <= 0) {
+		describe_status(what, sizeof what, child_status);
+		cdaemon__print(2,
+			       "cdaemon: first child (pid %ld) %s before "
+			       "forking the daemon\n",
+			       (long)l->child, what);
+		finish(l, CDAEMON_EXIT_SOFTWARE);
+	}
+	int status = reap(l->daemon);
+	int code = CDAEMON_EXIT_SOFTWARE;
+	if (status < 0) {
+		snprintf(what, sizeof what, "exited");
+	} else {
+		describe_status(what, sizeof what, status);
+		if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			code = WEXITSTATUS(status);
+		else if (WIFSIGNALED(status))
+			code = 128 + WTERMSIG(status);
+	}
+	cdaemon__print(2, "cdaemon: daemon (pid %ld) %s before it was ready%s\n",
+		       (long)l->daemon, what,
+		       status >= 0 && WIFEXITED(status) &&
+				       WEXITSTATUS(status) == 0
+			       ? " (it never called Ready)"
+			       : "");
+	finish(l, code);
+}
+
+/* A record (or, after EXEC with notification, raw bytes) on the channel. */
+static void on_message(struct launcher *l, int child_status)
+{
+	struct cdaemon_msg m;
+	ssize_t got;
+
+	do
+		got = recv(l->sock, &m, sizeof m, 0);
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		/* EOF. After EXEC without notification, the close-on-exec
+		 * channel closing means the exec succeeded. */
+		if (l->exec_mode == 1)
+			finish(l, CDAEMON_EXIT_READY);
+		close(l->sock);
+		l->sock = -1;
+		if (l->exec_mode == 0 || l->pidfd < 0)
+			died(l, child_status);
+		return; /* notification may still come by NOTIFY_SOCKET */
+	}
+	int record = (size_t)got >= offsetof(struct cdaemon_msg, text) &&
+		     m.magic == CDAEMON_MSG_MAGIC &&
+		     offsetof(struct cdaemon_msg, text) + m.len == (size_t)got;
+	if (!record) {
+		/* s6's notification-fd convention: the exec'd program writes
+		 * a line to the fd it was given. */
+		if (l->exec_mode > 1)
+			finish(l, CDAEMON_EXIT_READY);
+		cdaemon__print(2,
+			       "cdaemon: garbled message from the daemon "
+			       "(%zd bytes)\n",
+			       got);
+		kill_daemon(l);
+		finish(l, CDAEMON_EXIT_SOFTWARE);
+	}
+	switch (m.type) {
+	case CDAEMON_MSG_PID:
+		l->daemon = m.pid;
+#ifdef SYS_pidfd_open
+		/* Death shows on the pidfd even if a child of the daemon
+		 * keeps the channel open. */
+		l->pidfd = (int)syscall(SYS_pidfd_open, m.pid, 0);
+#endif
+		return;
+	case CDAEMON_MSG_EXEC:
+		l->exec_mode = 1 + m.code;
+		return;
+	case CDAEMON_MSG_READY:
+		finish(l, CDAEMON_EXIT_READY);
+	case CDAEMON_MSG_FAIL:
+		drain(l->relay, l->tee_fd);
+		cdaemon__print(2, "%.*s\n", (int)m.len, m.text);
+		reap(l->daemon);
+		finish(l, m.code ? m.code : 1);
+	}
+	cdaemon__print(2, "cdaemon: unknown message type %#x from the daemon\n",
+		       m.type);
+}
+
+/* sd_notify(3) datagrams for an exec'd program: READY=1 on a line. */
+static void on_notify(struct launcher *l)
+{
+	char buf[4096];
+	ssize_t n = recv(l->notify_fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (char *line = buf; line != NULL;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strcmp(line, "READY=1") == 0)
+			finish(l, CDAEMON_EXIT_READY);
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
+void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
+			    int notify_fd, long long timeout_ms)
+{
+	struct launcher l = {
+		.child = child,
+		.sock = sock,
+		.relay = relay,
+		.tee_fd = tee_fd,
+		.notify_fd = notify_fd,
+		.pidfd = -1,
+		.timeout_ms = timeout_ms,
+	};
 	struct sigaction sa;
 	sigset_t waitmask;
-	pid_t daemon = 0;
-	int child_status = 0;
-	char what[128];
+	const int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 	/* The catchable stop signals were blocked before the fork; catch them
 	 * here and unblock them only inside ppoll, so none is lost. */
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
 	sigprocmask(SIG_SETMASK, NULL, &waitmask);
-	sigdelset(&waitmask, SIGINT);
-	sigdelset(&waitmask, SIGTERM);
-	sigdelset(&waitmask, SIGHUP);
-	sigdelset(&waitmask, SIGQUIT);
+	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
+		sigaction(stops[i], &sa, NULL);
+		sigdelset(&waitmask, stops[i]);
+	}
 
 	/* The first child only calls setsid() and fork(), then _exit(). */
-	child_status = reap(child);
+	int child_status = reap(child);
 
 	if (relay >= 0)
 		(void)fcntl(relay, F_SETFL, O_NONBLOCK);
 	long long deadline = now_ms() + timeout_ms;
 	for (;;) {
-		struct pollfd pfd[2] = {
-			{.fd = sock, .events = POLLIN},
-			{.fd = relay, .events = POLLIN},
+		struct pollfd pfd[4] = {
+			{.fd = l.sock, .events = POLLIN},
+			{.fd = l.relay, .events = POLLIN},
+			{.fd = l.exec_mode > 1 ? l.notify_fd : -1,
+			 .events = POLLIN},
+			{.fd = l.pidfd, .events = POLLIN},
 		};
 		long long left = deadline - now_ms();
 		if (left < 0)
 			left = 0;
 		struct timespec ts = {(time_t)(left / 1000),
 				      (long)(left % 1000) * 1000000};
-		int n = ppoll(pfd, relay >= 0 ? 2 : 1, &ts, &waitmask);
+		int n = ppoll(pfd, 4, &ts, &waitmask);
 		if (n < 0 && errno != EINTR) {
 			cdaemon__print(2, "cdaemon: wait for the daemon: %s\n",
 				       strerror(errno));
-			launcher_cleanup();
-			_exit(CDAEMON_EXIT_OSERR);
+			finish(&l, CDAEMON_EXIT_OSERR);
 		}
 		if (got_signal) {
 			int sig = got_signal;
-			drain(relay, tee_fd);
-			if (daemon > 0) {
-				kill(daemon, SIGKILL);
-				reap(daemon);
-				cdaemon__print(
-					2,
-					"cdaemon: got signal %d (%s) before "
-					"the daemon was ready; killed it "
-					"(pid %ld)\n",
-					sig, strsignal(sig), (long)daemon);
+			drain(l.relay, l.tee_fd);
+			if (l.daemon > 0) {
+				kill_daemon(&l);
+				cdaemon__print(2,
+					       "cdaemon: got signal %d (%s) "
+					       "before the daemon was ready; "
+					       "killed it (pid %ld)\n",
+					       sig, strsignal(sig),
+					       (long)l.daemon);
 			} else {
 				cdaemon__print(2,
 					       "cdaemon: got signal %d (%s) "
 					       "before the daemon started\n",
 					       sig, strsignal(sig));
 			}
-			launcher_cleanup();
-			_exit(128 + sig);
+			finish(&l, 128 + sig);
 		}
 		if (n == 0) {
-			drain(relay, tee_fd);
-			if (daemon > 0) {
-				kill(daemon, SIGKILL);
-				reap(daemon);
-			}
+			drain(l.relay, l.tee_fd);
+			kill_daemon(&l);
 			cdaemon__print(2,
 				       "cdaemon: daemon (pid %ld) not ready "
 				       "after %lld ms; killed it\n",
-				       (long)daemon, timeout_ms);
-			launcher_cleanup();
-			_exit(CDAEMON_EXIT_TIMEOUT);
+				       (long)l.daemon, l.timeout_ms);
+			finish(&l, CDAEMON_EXIT_TIMEOUT);
 		}
-		if (relay >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
-			if (!relay_once(relay, tee_fd) &&
+		if (l.relay >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
+			if (!relay_once(l.relay, l.tee_fd) &&
 			    !(pfd[1].revents & POLLIN)) {
-				close(relay);
-				relay = -1;
+				close(l.relay);
+				l.relay = -1;
 			}
 		}
-		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
-
-		struct cdaemon_msg m;
-		ssize_t got;
-		do
-			got = recv(sock, &m, sizeof m, 0);
-		while (got < 0 && errno == EINTR);
-		if (got > 0 &&
-		    ((size_t)got < offsetof(struct cdaemon_msg, text) ||
-		     m.magic != CDAEMON_MSG_MAGIC ||
-		     offsetof(struct cdaemon_msg, text) + m.len !=
-			     (size_t)got)) {
-			cdaemon__print(2,
-				       "cdaemon: garbled message from the "
-				       "daemon (%zd bytes)\n",
-				       got);
-			if (daemon > 0) {
-				kill(daemon, SIGKILL);
-				reap(daemon);
+		/* Messages before death: a FAIL sent just before exiting must
+		 * win over the exit it explains. */
+		if (l.sock >= 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			on_message(&l, child_status);
+		if (pfd[2].revents & POLLIN)
+			on_notify(&l);
+		if (l.pidfd >= 0 && (pfd[3].revents & POLLIN)) {
+			/* Drain what the daemon said before it died. */
+			while (l.sock >= 0) {
+				struct pollfd q = {.fd = l.sock, .events = POLLIN};
+				if (poll(&q, 1, 0) <= 0)
+					break;
+				on_message(&l, child_status);
 			}
-			launcher_cleanup();
-			_exit(CDAEMON_EXIT_SOFTWARE);
+			died(&l, child_status);
 		}
-		if (got > 0 && m.type == CDAEMON_MSG_PID) {
-			daemon = m.pid;
-			continue;
-		}
-		if (got > 0 && m.type == CDAEMON_MSG_READY) {
-			drain(relay, tee_fd);
-			_exit(CDAEMON_EXIT_READY);
-		}
-		if (got > 0 && m.type == CDAEMON_MSG_FAIL) {
-			drain(relay, tee_fd);
-			cdaemon__print(2, "%.*s\n", (int)m.len, m.text);
-			reap(daemon);
-			launcher_cleanup();
-			_exit(m.code ? m.code : 1);
-		}
-		if (got > 0) {
-			cdaemon__print(2,
-				       "cdaemon: unknown message type %#x "
-				       "from the daemon\n",
-				       m.type);
-			continue;
-		}
-		/* EOF: every holder of the other end is gone without a word. */
-		drain(relay, tee_fd);
-		if (daemon <= 0) {
-			describe_status(what, sizeof what, child_status);
-			cdaemon__print(2,
-				       "cdaemon: first child (pid %ld) %s "
-				       "before forking the daemon\n",
-				       (long)child, what);
-			launcher_cleanup();
-			_exit(CDAEMON_EXIT_SOFTWARE);
-		}
-		int status = reap(daemon);
-		int code = CDAEMON_EXIT_SOFTWARE;
-		if (status < 0) {
-			snprintf(what, sizeof what, "exited");
-		} else {
-			describe_status(what, sizeof what, status);
-			if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-				code = WEXITSTATUS(status);
-			else if (WIFSIGNALED(status))
-				code = 128 + WTERMSIG(status);
-		}
-		cdaemon__print(2,
-			       "cdaemon: daemon (pid %ld) %s before it was "
-			       "ready%s\n",
-			       (long)daemon, what,
-			       status >= 0 && WIFEXITED(status) &&
-					       WEXITSTATUS(status) == 0
-				       ? " (it never called Ready)"
-				       : "");
-		launcher_cleanup();
-		_exit(code);
 	}
+}
+
+/* In the daemon: hand over to another program. The launcher exits 0 once
+ * the exec succeeded (the close-on-exec channel closes) or, with
+ * notification, once the program reports ready. */
+int cdaemon_exec(const char *file, char *const argv[], int notify_fd,
+		 int notify_socket)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	char text[CDAEMON_MSG_TEXT_MAX];
+
+	if (!st->daemonized || st->ready_fd < 0) {
+		execvp(file, argv);
+		return -1;
+	}
+	if (st->out_fd >= 0) {
+		if (dup2(st->out_fd, 1) < 0 || dup2(st->out_fd, 2) < 0)
+			return -1;
+		close(st->out_fd);
+		st->out_fd = -1;
+	}
+	/* The program keeps the pid file's lock: the fd survives the exec. */
+	if (st->pid_fd >= 0) {
+		int flags = fcntl(st->pid_fd, F_GETFD);
+		if (flags >= 0)
+			(void)fcntl(st->pid_fd, F_SETFD, flags & ~FD_CLOEXEC);
+	}
+	int code = 0;
+	if (notify_fd >= 0) {
+		if (dup2(st->ready_fd, notify_fd) < 0)
+			return -1;
+		code |= CDAEMON_EXEC_NOTIFY_FD;
+	}
+	if (notify_socket)
+		code |= CDAEMON_EXEC_NOTIFY_SOCKET;
+	if (cdaemon__send(st->ready_fd, CDAEMON_MSG_EXEC, code, getpid(),
+			  NULL) < 0)
+		return -1;
+	execvp(file, argv);
+	int e = errno;
+	snprintf(text, sizeof text, "cdaemon: exec %s: %s", file, strerror(e));
+	if (notify_fd >= 0)
+		close(notify_fd);
+	fail_text(e == ENOENT ? 127 : 126, text);
+	cdaemon_exit(e == ENOENT ? 127 : 126);
 }
 
 int cdaemon_ready(void)

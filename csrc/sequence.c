@@ -353,6 +353,7 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		close(dir_fd);
 		close(null_fd);
 		cdaemon__launcher_wait(child, sock[0], relay[0], log_fd,
+				       cfg->notify_fd,
 				       cfg->timeout_ms > 0
 					       ? cfg->timeout_ms
 					       : CDAEMON_DEFAULT_TIMEOUT_MS);
@@ -386,6 +387,9 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 
 in_daemon:
 	cdaemon__record_stage(CDAEMON_STAGE_DAEMON);
+	/* The launcher's notification socket is the launcher's alone. */
+	if (cfg->notify_fd >= 0 && !cfg->foreground)
+		close(cfg->notify_fd);
 	if (st->pid_fd >= 0 && cdaemon__pidfile_write(st->pid_fd, daemon) < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_CANTCREAT, "write pid file",
 				   errno);

@@ -1,0 +1,250 @@
+/*
+ * cdaemonize: run a program as a daemon, honestly.
+ *
+ * Like daemonize(1) or start-stop-daemon --background, but the exit status
+ * tells the truth: 0 only once the program was exec'd in the daemon (or,
+ * with --notify, once it reported ready). Built on libcdaemon's sequence:
+ * double fork, setsid, inherited fds closed, signals reset, pid file locked
+ * before anything forks.
+ *
+ * Exit statuses follow s6's convention for the tool's own errors: 100 for
+ * usage, 111 for a failed system call; otherwise the launcher's (see the
+ * README): 0 ready, 64 bad CDAEMON* value, 73 pid/log file, 75 already
+ * running, 124 not ready in time, 126/127 the program cannot be exec'd.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cdaemon.h"
+
+#define EXIT_USAGE 100
+#define EXIT_SYSCALL 111
+
+static const char usage_text[] =
+	"usage: cdaemonize [-p pidfile] [-l logfile] [-c dir] [-u user] [-g group]\n"
+	"                  [-m umask] [-t timeout] [--notify[=fd]] -- program [arg...]\n";
+
+static const char help_text[] =
+	"NAME\n"
+	"    cdaemonize - run a program as a daemon, and exit 0 only once it runs\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    cdaemonize [options] -- program [arg...]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Detaches program from the terminal the Unix way (fork, setsid, fork),\n"
+	"    closes every inherited file descriptor above 2, resets signal\n"
+	"    dispositions and the signal mask, moves to dir, points stdin at\n"
+	"    /dev/null and stdout and stderr at logfile (or /dev/null), then execs\n"
+	"    program, which keeps the daemon's pid and the pid file's lock.\n"
+	"\n"
+	"    cdaemonize waits, and its exit status says what happened: 0 once the\n"
+	"    exec succeeded (or, with --notify, once the program said it is\n"
+	"    ready); otherwise the reason is printed on stderr. Until then the\n"
+	"    daemon's output is copied to cdaemonize's stderr.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -p, --pidfile FILE  create and lock FILE, holding the daemon's pid; a\n"
+	"                        second start while it lives fails (exit 75)\n"
+	"    -l, --log FILE      append stdout and stderr to FILE (mode 0640)\n"
+	"    -c, --chdir DIR     working directory (default /)\n"
+	"    -u, --user USER     run as USER (name or number), after the pid and\n"
+	"                        log files are open\n"
+	"    -g, --group GROUP   run with GROUP (default: USER's primary group)\n"
+	"    -m, --umask MODE    umask, octal (default: inherited)\n"
+	"    -t, --timeout D     how long to wait, e.g. 10s, 500ms (default 60s);\n"
+	"                        then the daemon is killed (exit 124)\n"
+	"    -n, --notify[=FD]   wait until program reports ready, either by\n"
+	"                        writing a line to FD (default 3; s6's\n"
+	"                        notification-fd) or by sending READY=1 to\n"
+	"                        $NOTIFY_SOCKET (sd_notify(3))\n"
+	"    -h, --help          this text\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0    the program runs (was exec'd, or reported ready)\n"
+	"    75   already running: the pid file is locked (pid printed)\n"
+	"    73   the pid file or log file cannot be opened\n"
+	"    64   a bad directory, user or group\n"
+	"    100  usage error\n"
+	"    111  a system call failed\n"
+	"    124  not ready within the timeout; the daemon was killed\n"
+	"    126  program cannot be executed; 127 program not found\n"
+	"    n    the daemon exited with status n before it was ready\n"
+	"\n"
+	"EXAMPLES\n"
+	"    cdaemonize -p /run/sleep.pid -- sleep 3600\n"
+	"    cdaemonize -p /run/app.pid -l /var/log/app.log --notify -- app --serve\n";
+
+static int usage(const char *fmt, const char *arg)
+{
+	if (fmt != NULL) {
+		fputs("cdaemonize: ", stderr);
+		fprintf(stderr, fmt, arg);
+		fputc('\n', stderr);
+	}
+	fputs(usage_text, stderr);
+	return EXIT_USAGE;
+}
+
+/* Go-style durations, as CDAEMON_TIMEOUT takes them: reuses the parser by
+ * way of the environment, so both accept exactly the same strings. */
+static int parse_timeout(const char *s, long long *ms)
+{
+	struct cdaemon_config c;
+	char err[256];
+	int r;
+
+	if (setenv("CDAEMON_TIMEOUT", s, 1) < 0)
+		return -1;
+	r = cdaemon_config_parse_env(&c, err, sizeof err);
+	unsetenv("CDAEMON_TIMEOUT");
+	if (r < 0)
+		return -1;
+	*ms = c.timeout_ms;
+	return 0;
+}
+
+static int parse_umask(const char *s, int *mask)
+{
+	char *end;
+	long v = strtol(s, &end, 8);
+	if (*s == '\0' || *end != '\0' || v < 0 || v > 0777)
+		return -1;
+	*mask = (int)v;
+	return 0;
+}
+
+/* An abstract-namespace datagram socket for sd_notify(3) messages; its
+ * name goes to the program in NOTIFY_SOCKET. */
+static int notify_socket(char *name, size_t len)
+{
+	struct sockaddr_un sa;
+	struct timespec ts;
+
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(name, len, "@cdaemonize/%ld/%ld", (long)getpid(),
+		 (long)ts.tv_nsec);
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	size_t n = strlen(name);
+	memcpy(sa.sun_path, name, n);
+	sa.sun_path[0] = '\0';
+	if (bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"pidfile", required_argument, NULL, 'p'},
+		{"log", required_argument, NULL, 'l'},
+		{"chdir", required_argument, NULL, 'c'},
+		{"user", required_argument, NULL, 'u'},
+		{"group", required_argument, NULL, 'g'},
+		{"umask", required_argument, NULL, 'm'},
+		{"timeout", required_argument, NULL, 't'},
+		{"notify", optional_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cdaemon_config cfg;
+	int notify = 0, notify_fd = 3, opt;
+
+	cdaemon_config_init(&cfg);
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+p:l:c:u:g:m:t:n::h", longopts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			cfg.pidfile = optarg;
+			break;
+		case 'l':
+			cfg.logfile = optarg;
+			break;
+		case 'c':
+			cfg.dir = optarg;
+			break;
+		case 'u':
+			cfg.user = optarg;
+			break;
+		case 'g':
+			cfg.group = optarg;
+			break;
+		case 'm':
+			if (parse_umask(optarg, &cfg.umask) < 0)
+				return usage("bad umask \"%s\": want octal 000-777",
+					     optarg);
+			break;
+		case 't':
+			if (parse_timeout(optarg, &cfg.timeout_ms) < 0)
+				return usage("bad timeout \"%s\": want e.g. 10s or 500ms",
+					     optarg);
+			break;
+		case 'n':
+			notify = 1;
+			if (optarg != NULL) {
+				char *end;
+				long fd = strtol(optarg, &end, 10);
+				if (*optarg == '\0' || *end != '\0' || fd < 3 ||
+				    fd > 1023)
+					return usage("bad notify fd \"%s\": want 3-1023",
+						     optarg);
+				notify_fd = (int)fd;
+			}
+			break;
+		case 'h':
+			fputs(help_text, stdout);
+			return 0;
+		case '?':
+			if (optopt) {
+				char o[2] = {(char)optopt, '\0'};
+				return usage("unknown option, or missing value: -%s",
+					     o);
+			}
+			return usage("unknown option %s", argv[optind - 1]);
+		default:
+			return usage("bad option", NULL);
+		}
+	}
+	if (optind >= argc)
+		return usage("missing program", NULL);
+	/* The trigger must not leak into the program: a program linked with
+	 * cdaemon would daemonize again. */
+	unsetenv("CDAEMON");
+
+	char name[108];
+	if (notify) {
+		cfg.notify_fd = notify_socket(name, sizeof name);
+		if (cfg.notify_fd < 0) {
+			fprintf(stderr, "cdaemonize: notify socket: %s\n",
+				strerror(errno));
+			return EXIT_SYSCALL;
+		}
+		cfg.keep_fds[cfg.nkeep_fds++] = cfg.notify_fd;
+		if (setenv("NOTIFY_SOCKET", name, 1) < 0)
+			return EXIT_SYSCALL;
+	}
+	fflush(NULL); /* nothing buffered may be written twice after fork */
+	if (cdaemon_start(&cfg) < 0) {
+		fprintf(stderr, "cdaemonize: %s\n", strerror(errno));
+		return EXIT_SYSCALL;
+	}
+	/* In the daemon. */
+	cdaemon_exec(argv[optind], argv + optind, notify ? notify_fd : -1,
+		     notify);
+	cdaemon_fail(EXIT_SYSCALL, "cdaemonize: exec failed");
+}
