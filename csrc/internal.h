@@ -95,6 +95,7 @@ int cdaemon__parse_fd_list(const char *s, int *fds, int max, int *n);
 /* listen.c: 0, or an exit code with a message in err. */
 int cdaemon__listen_check(const char *list, char *err, size_t errlen);
 int cdaemon__listen_bind(const char *list, char *err, size_t errlen);
+int cdaemon__listen_describe(int fd, char *buf, size_t len);
 
 /* prefork.c */
 int cdaemon__place_listeners(int *extra, int nextra);

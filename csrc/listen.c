@@ -294,3 +294,28 @@ int cdaemon__listen_bind(const char *list, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+/* "tcp 127.0.0.1:8080", "tcp6 [::1]:8080" or "unix /path": what a bound
+ * socket listens on, with the port the kernel picked for port 0. */
+int cdaemon__listen_describe(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char host[64], port[8];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -1;
+	if (ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *sa = (const struct sockaddr_un *)&ss;
+		snprintf(buf, len, "unix %s", sa->sun_path);
+		return 0;
+	}
+	if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port,
+			sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		snprintf(buf, len, "tcp6 [%s]:%s", host, port);
+	else
+		snprintf(buf, len, "tcp %s:%s", host, port);
+	return 0;
+}

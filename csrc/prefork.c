@@ -588,6 +588,12 @@ int cdaemon_prefork(void)
 	for (int i = 0; i < CDAEMON_MAX_WORKERS; i++)
 		workers[i].sock = -1;
 
+	for (int i = 0; i < st->nlisten; i++) {
+		char where[160];
+		if (cdaemon__listen_describe(st->listen_fds[i], where,
+					     sizeof where) == 0)
+			logf_("listening on %s", where);
+	}
 	logf_("starting %d workers", nworkers);
 	for (int i = 0; i < nworkers; i++) {
 		int r = spawn(i, sigfd);

@@ -1,76 +1,75 @@
 #!/usr/bin/env bash
-# make demo: a real daemon, started, used, stopped. Readable top to bottom.
+# make demo: a real preforking daemon, started, used, rotated, stopped.
+# Readable top to bottom; every command it runs is printed with "$ ".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 work=$(mktemp -d /tmp/cdaemon-demo.XXXXXX)
-bin=$work/hello
-pidfile=$work/hello.pid
-logfile=$work/hello.log
+bin=$work/prefork
+pidfile=$work/prefork.pid
+logfile=$work/prefork.log
 cleanup() {
-	if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+	# Leave nothing behind, even if the demo fails half-way.
+	if [[ -s $pidfile ]]; then
 		kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
 	fi
+	pkill -KILL -f "^$bin" 2>/dev/null || pkill -KILL -f "^prefork: " 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
-say "Build examples/hello (a TCP server that imports github.com/cdaemon/cdaemon/cdaemon)"
-run go build -o "$bin" ./examples/hello
+bold "Build examples/prefork: the slides' TCP preforking daemon, in Go"
+run go build -o "$bin" ./examples/prefork
 
-say "Start it as a daemon: the launcher returns only once the daemon is ready"
+bold "Start it: 3 workers on a free port of 127.0.0.1; the launcher returns once all 3 are ready"
+printf '$ CDAEMON=1 CDAEMON_WORKERS=3 CDAEMON_LISTEN=tcp:127.0.0.1:0 CDAEMON_PIDFILE=%s CDAEMON_LOG=%s %s\n' \
+	"$pidfile" "$logfile" "$bin"
 set +e
-CDAEMON=1 CDAEMON_PIDFILE=$pidfile CDAEMON_LOG=$logfile HELLO_ADDR=127.0.0.1:0 "$bin"
+CDAEMON=1 CDAEMON_WORKERS=3 CDAEMON_LISTEN=tcp:127.0.0.1:0 \
+	CDAEMON_PIDFILE=$pidfile CDAEMON_LOG=$logfile "$bin" 2>"$work/launcher.err"
 status=$?
 set -e
-echo "launcher exit status: $status (0 = the daemon said ready)"
-[[ $status -eq 0 ]] || exit 1
-pid=$(cat "$pidfile")
-port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$logfile" | tail -1)
-echo "pid file $pidfile holds $pid; listening on port $port"
+echo "launcher exit status: $status (0 = every worker said ready)"
+[[ $status -eq 0 ]] || { cat "$work/launcher.err"; exit 1; }
+master=$(cat "$pidfile")
+port=$(sed -n 's/.*listening on tcp 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$logfile" | head -1)
+echo "master pid $master (from the pid file), listening on 127.0.0.1:$port"
 
-say "Who is who: the daemon is not a session leader, has no terminal, and init (or a subreaper) is its parent"
-run ps -o pid,ppid,pgid,sid,tty,stat,comm -p "$pid"
+bold "Master and workers: one session, no terminal; the master never started the Go runtime (1 thread)"
+ps -o pid,ppid,pgid,sid,tty,nlwp,rss,args -p "$master" --ppid "$master"
 
-say "Its open files: stdin on /dev/null, stdout and stderr on the log, the locked pid file, the Go runtime's poller"
-run ls -l "/proc/$pid/fd"
-printf '$ grep -E "^(Umask|SigBlk|SigIgn)" /proc/%s/status\n' "$pid"
-grep -E '^(Umask|SigBlk|SigIgn)' "/proc/$pid/status"
-printf 'cwd -> %s\n' "$(readlink "/proc/$pid/cwd")"
-
-say "Use it: three requests"
-for i in 1 2 3; do
+bold "Six requests, answered by different worker processes"
+for i in 1 2 3 4 5 6; do
 	exec 3<>"/dev/tcp/127.0.0.1/$port"
-	read -r reply <&3
+	read -r hello <&3
 	exec 3<&-
-	echo "request $i: $reply"
+	echo "request $i: $hello"
 done
 
-say "A second start fails while the first lives (decided by the pid file's lock)"
-set +e
-CDAEMON=1 CDAEMON_PIDFILE=$pidfile CDAEMON_LOG=$logfile HELLO_ADDR=127.0.0.1:0 "$bin"
-echo "launcher exit status: $? (75 = already running)"
-set -e
+bold "Rotate the log: rename it, send HUP; the master and every worker reopen it"
+run mv "$logfile" "$logfile.1"
+run kill -HUP "$master"
+# The master writes "log reopened" into the new file once it has reopened.
+for _ in $(seq 100); do grep -q "log reopened" "$logfile" 2>/dev/null && break; sleep 0.05; done
+exec 3<>"/dev/tcp/127.0.0.1/$port"; read -r hello <&3; exec 3<&-
+echo "one more request: $hello"
+for _ in $(seq 100); do grep -q "Connection in" "$logfile" 2>/dev/null && break; sleep 0.05; done
+echo "old log: $(wc -l <"$logfile.1") lines; new log:"
+sed 's/^/    /' "$logfile"
 
-say "A bad setting is refused before anything forks"
-set +e
-CDAEMON=1 CDAEMON_UMASK=999 "$bin"
-echo "launcher exit status: $? (64 = bad CDAEMON* value)"
-set -e
-
-say "Stop it with TERM and wait until it is gone"
-run kill -TERM "$pid"
-tail --pid="$pid" -f /dev/null
-echo "daemon $pid has exited"
+bold "Stop gracefully with QUIT: workers finish what is in flight, then exit"
+run kill -QUIT "$master"
+tail --pid="$master" -f /dev/null
+echo "master $master has exited"
 [[ -e $pidfile ]] && echo "pid file still there" || echo "pid file removed"
+tail -4 "$logfile" | sed 's/^/    /'
 
-say "The log file"
-cat "$logfile"
-
-say "Nothing left running"
-left=$(pgrep -f "$bin" || true)
-if [[ -n $left ]]; then echo "left running: $left"; exit 1; fi
-echo "no process of $bin is left"
+bold "Nothing left running"
+if pgrep -f "^prefork: |^$bin" >/dev/null; then
+	pgrep -af "^prefork: |^$bin"
+	exit 1
+fi
+echo "no master, no worker: all gone"
