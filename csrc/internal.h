@@ -77,6 +77,7 @@ int cdaemon__detach_tty(void);
 int cdaemon__close_fds_proc(const int *keep, int nkeep);
 int cdaemon__close_fds_range(const int *keep, int nkeep);
 int cdaemon__ensure_stdio(void);
+int cdaemon__fd_above(int fd, int min);
 ssize_t cdaemon__write_all(int fd, const void *buf, size_t len);
 void cdaemon__print(int fd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -257,12 +257,8 @@ static int bind_item(const char *s, size_t len, void *arg)
 	step = "listen";
 	if (listen(fd, SOMAXCONN) < 0)
 		goto fail;
-	if (fd < 3) {
-		int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-		close(fd);
-		if ((fd = n) < 0)
-			goto fail;
-	}
+	if ((fd = cdaemon__fd_above(fd, 3)) < 0)
+		goto fail;
 	/* A name for LISTEN_FDNAMES, which separates names with ':'. */
 	char *name = st->listen_names[st->nlisten];
 	snprintf(name, sizeof st->listen_names[0], "%.*s", (int)len, s);

@@ -15,15 +15,10 @@ int cdaemon__open_logfile(const char *path)
 {
 	/* 0640: logs often hold what other users should not read; the umask
 	 * applies on top. O_APPEND keeps concurrent writers' lines whole. */
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-		      0640);
-	if (fd < 0 || fd >= 3)
-		return fd;
-	int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return n;
+	return cdaemon__fd_above(open(path, O_WRONLY | O_APPEND | O_CREAT |
+						    O_CLOEXEC | O_NOCTTY,
+					    0640),
+				 3);
 }
 
 static int install(int fd, const int *extra, int nextra)

@@ -221,18 +221,6 @@ static void title_worker(int index)
 	(void)set_cmdline(title);
 }
 
-/* Moves fd to >= min if it is below, close-on-exec. */
-static int lift(int fd, int min)
-{
-	if (fd < 0 || fd >= min)
-		return fd;
-	int n = fcntl(fd, F_DUPFD_CLOEXEC, min);
-	if (n < 0)
-		return -1;
-	close(fd);
-	return n;
-}
-
 int cdaemon__place_listeners(int *extra, int nextra)
 {
 	struct cdaemon_state *st = &cdaemon__state;
@@ -244,13 +232,15 @@ int cdaemon__place_listeners(int *extra, int nextra)
 	/* Everything we keep leaves 3..3+n-1 first, then the listeners move
 	 * in; both with the dup family, so no fd is lost on the way. */
 	for (int i = 0; i < nextra; i++)
-		if ((extra[i] = lift(extra[i], top)) < 0 && errno != 0)
+		if (extra[i] >= 0 &&
+		    (extra[i] = cdaemon__fd_above(extra[i], top)) < 0)
 			return -1;
-	st->ready_fd = lift(st->ready_fd, top);
-	st->out_fd = lift(st->out_fd, top);
-	st->pid_fd = lift(st->pid_fd, top);
+	st->ready_fd = cdaemon__fd_above(st->ready_fd, top);
+	st->out_fd = cdaemon__fd_above(st->out_fd, top);
+	st->pid_fd = cdaemon__fd_above(st->pid_fd, top);
 	for (int i = 0; i < n; i++)
-		if ((st->listen_fds[i] = lift(st->listen_fds[i], top)) < 0)
+		if ((st->listen_fds[i] =
+			     cdaemon__fd_above(st->listen_fds[i], top)) < 0)
 			return -1;
 	for (int i = 0; i < n; i++) {
 		if (dup3(st->listen_fds[i], 3 + i, O_CLOEXEC) < 0)

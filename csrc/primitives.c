@@ -139,30 +139,24 @@ int cdaemon__detach_tty(void)
 	return r;
 }
 
-/* Ruby's rb_daemon, with _exit() in the parents: exit() would run atexit
+/* fork(); the parent leaves with _exit(0): exit() would run atexit
  * handlers and flush stdio buffers a second time. */
+static int fork_child_only(void)
+{
+	pid_t pid = fork();
+	if (pid > 0)
+		_exit(EXIT_SUCCESS);
+	return pid < 0 ? -1 : 0;
+}
+
+/* Ruby's rb_daemon: fork, setsid, fork, chdir, stdio onto /dev/null. */
 int cdaemon_daemon(int nochdir, int noclose)
 {
 	int err = 0;
 
-	switch (fork()) {
-	case -1:
+	if (fork_child_only() < 0 || cdaemon_setsid() < 0 ||
+	    fork_child_only() < 0)
 		return -1;
-	case 0:
-		break;
-	default:
-		_exit(EXIT_SUCCESS);
-	}
-	if (cdaemon_setsid() < 0)
-		return -1;
-	switch (fork()) {
-	case -1:
-		return -1;
-	case 0:
-		break;
-	default:
-		_exit(EXIT_SUCCESS);
-	}
 	if (!nochdir)
 		err = chdir("/");
 	if (!noclose) {
@@ -296,6 +290,20 @@ int cdaemon_reset_signals(void)
 	}
 	sigemptyset(&none);
 	return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Moves fd to the lowest free number >= min, close-on-exec, if it is
+ * below; returns the fd (or -1 with errno). Our own fds must never sit on
+ * 0-2, which the sequence overwrites, nor where listeners go. */
+int cdaemon__fd_above(int fd, int min)
+{
+	if (fd < 0 || fd >= min)
+		return fd;
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, min);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n;
 }
 
 /* The Go runtime and our own opens expect fds 0-2 to exist: a launcher

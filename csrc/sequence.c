@@ -62,19 +62,6 @@ int cdaemon__absolute(const char *path, char *out, size_t len)
 	return 0;
 }
 
-/* Moves fd to the lowest number >= 3, close-on-exec. Our fds must never
- * land on 0-2, which the sequence overwrites. */
-static int high_fd(int fd)
-{
-	if (fd < 0 || fd >= 3)
-		return fd;
-	int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return n;
-}
-
 /* LISTEN_FDS (sd_listen_fds(3)) are kept when LISTEN_PID names us. */
 static int listen_fds(pid_t self)
 {
@@ -239,13 +226,13 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		}
 	}
 
-	int dir_fd = high_fd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int dir_fd = cdaemon__fd_above(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 3);
 	if (dir_fd < 0) {
 		cdaemon__print(2, "cdaemon: working directory %s: %s\n", dir,
 			       strerror(errno));
 		_exit(CDAEMON_EXIT_USAGE);
 	}
-	int null_fd = high_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+	int null_fd = cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
 	if (null_fd < 0)
 		die(CDAEMON_EXIT_OSERR, "open /dev/null", errno);
 	int log_fd = -1;
@@ -284,7 +271,7 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 			st->pidfile[0] = '\0';
 			_exit(CDAEMON_EXIT_CANTCREAT);
 		}
-		st->pid_fd = high_fd(st->pid_fd);
+		st->pid_fd = cdaemon__fd_above(st->pid_fd, 3);
 	}
 
 	/* What was applied, for cdaemon_applied_config(). */
@@ -319,13 +306,13 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0)
 		die(CDAEMON_EXIT_OSERR, "socketpair", errno);
-	sock[0] = high_fd(sock[0]);
-	sock[1] = high_fd(sock[1]);
+	sock[0] = cdaemon__fd_above(sock[0], 3);
+	sock[1] = cdaemon__fd_above(sock[1], 3);
 	if (!cfg->noclose) {
 		if (pipe2(relay, O_CLOEXEC) < 0)
 			die(CDAEMON_EXIT_OSERR, "pipe", errno);
-		relay[0] = high_fd(relay[0]);
-		relay[1] = high_fd(relay[1]);
+		relay[0] = cdaemon__fd_above(relay[0], 3);
+		relay[1] = cdaemon__fd_above(relay[1], 3);
 	}
 	/* As a subreaper the launcher adopts the daemon when the first child
 	 * exits, so it can reap it and report how it died before ready. */
