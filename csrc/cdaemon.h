@@ -56,7 +56,7 @@ enum {
 
 #define CDAEMON_MAX_KEEP_FDS 64
 #define CDAEMON_MAX_WORKERS 1024
-#define CDAEMON_MAX_LISTEN 16
+#define CDAEMON_MAX_LISTEN 64
 #define CDAEMON_DEFAULT_TIMEOUT_MS 60000LL
 #define CDAEMON_DEFAULT_STOP_TIMEOUT_MS 30000LL
 
@@ -225,6 +225,10 @@ CDAEMON_API int cdaemon_daemon(int nochdir, int noclose);
 CDAEMON_API pid_t cdaemon_setsid(void);
 /* The fallback path alone, compiled and tested on every system. */
 CDAEMON_API pid_t cdaemon_setsid_fallback(void);
+
+/* At most this many fds in cdaemon_close_fds's keep[]: the user's, the
+ * sockets passed in, and a few of the library's own. */
+#define CDAEMON_MAX_CLOSE_KEEP (CDAEMON_MAX_KEEP_FDS + CDAEMON_MAX_LISTEN + 8)
 
 /* Close every fd >= 3 except those in keep[] (close_range(2) where it is
  * available, else a walk of /proc/self/fd; never a loop to RLIMIT_NOFILE).

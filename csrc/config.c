@@ -51,9 +51,10 @@ int cdaemon__parse_duration_ms(const char *s, long long *ms)
 		int digits = 0;
 
 		while (*p >= '0' && *p <= '9') {
-			whole = whole * 10 + (unsigned long long)(*p++ - '0');
-			if (whole > limit)
+			unsigned long long d = (unsigned long long)(*p++ - '0');
+			if (whole > (limit - d) / 10)
 				return -1;
+			whole = whole * 10 + d;
 			digits++;
 		}
 		if (*p == '.') {

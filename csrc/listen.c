@@ -115,7 +115,7 @@ static int parse_item(const char *s, size_t len, struct spec *sp,
 		return -1;
 	}
 	memcpy(sp->host, host, hlen);
-	snprintf(sp->port, sizeof sp->port, "%ld", port);
+	snprintf(sp->port, sizeof sp->port, "%u", (unsigned)port);
 	return 0;
 }
 

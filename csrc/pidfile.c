@@ -51,7 +51,8 @@ static pid_t read_pid(int fd)
 }
 
 /* The content of a pid file someone else holds locked. Empty means the
- * holder has the lock but has not written yet; wait for it. */
+ * holder has the lock but has not written yet; wait for it. Returns the
+ * pid; 0 if none came in time; -1 if the holder let go without writing. */
 static pid_t wait_owner_pid(int fd)
 {
 	struct timespec step = {0, 1000000};
@@ -61,9 +62,8 @@ static pid_t wait_owner_pid(int fd)
 		if (pid > 0)
 			return pid;
 		if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-			/* The holder went away without writing. */
 			(void)flock(fd, LOCK_UN);
-			return 0;
+			return -1;
 		}
 		nanosleep(&step, NULL);
 	}
@@ -104,10 +104,11 @@ int cdaemon__pidfile_lock(const char *path, int *out, pid_t *owner,
 				*step = "lock pid file";
 				goto fail;
 			}
-			*owner = wait_owner_pid(fd);
+			pid_t pid = wait_owner_pid(fd);
 			close(fd);
-			if (*owner == 0 && attempt < 99)
+			if (pid < 0)
 				continue; /* released meanwhile: try again */
+			*owner = pid;
 			return CDAEMON_PIDFILE_RUNNING;
 		}
 		/* A daemon that exits unlinks the file while holding the lock;
@@ -166,7 +167,9 @@ pid_t cdaemon_pidfile_owner(const char *path)
 		(void)flock(fd, LOCK_UN);
 	} else if (errno == EWOULDBLOCK) {
 		pid = wait_owner_pid(fd);
-		if (pid == 0)
+		if (pid < 0)
+			pid = 0; /* released while we looked */
+		else if (pid == 0)
 			pid = -2; /* locked, but no pid written */
 	} else {
 		pid = -1;

@@ -226,7 +226,7 @@ int cdaemon__place_listeners(int *extra, int nextra)
 	struct cdaemon_state *st = &cdaemon__state;
 	int n = st->nlisten;
 	int top = 3 + n;
-	int keep[CDAEMON_MAX_LISTEN + 8];
+	int keep[CDAEMON_MAX_CLOSE_KEEP];
 	int nkeep = 0;
 
 	/* Everything we keep leaves 3..3+n-1 first, then the listeners move

@@ -217,10 +217,10 @@ static int cmp_int(const void *a, const void *b)
 int cdaemon__close_fds_range(const int *keep, int nkeep)
 {
 #ifdef SYS_close_range
-	int sorted[CDAEMON_MAX_KEEP_FDS + 1];
+	int sorted[CDAEMON_MAX_CLOSE_KEEP];
 	int n = 0;
 
-	for (int i = 0; i < nkeep && n < CDAEMON_MAX_KEEP_FDS; i++)
+	for (int i = 0; i < nkeep && n < CDAEMON_MAX_CLOSE_KEEP; i++)
 		if (keep[i] >= 3)
 			sorted[n++] = keep[i];
 	qsort(sorted, (size_t)n, sizeof sorted[0], cmp_int);
@@ -245,7 +245,7 @@ int cdaemon__close_fds_range(const int *keep, int nkeep)
 
 int cdaemon_close_fds(const int *keep, int nkeep)
 {
-	if (nkeep < 0 || nkeep > CDAEMON_MAX_KEEP_FDS) {
+	if (nkeep < 0 || nkeep > CDAEMON_MAX_CLOSE_KEEP) {
 		errno = EINVAL;
 		return -1;
 	}

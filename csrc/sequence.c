@@ -75,8 +75,13 @@ static int listen_fds(pid_t self)
 	if (*end != '\0' || p != (long)self)
 		return 0;
 	long n = strtol(fds, &end, 10);
-	if (*end != '\0' || n < 0 || n > CDAEMON_MAX_KEEP_FDS)
+	if (*end != '\0' || n < 0)
 		return 0;
+	if (n > CDAEMON_MAX_LISTEN) {
+		cdaemon__print(2, "cdaemon: LISTEN_FDS=%s: at most %d sockets\n",
+			       fds, CDAEMON_MAX_LISTEN);
+		_exit(CDAEMON_EXIT_USAGE);
+	}
 	return (int)n;
 }
 
@@ -86,8 +91,17 @@ static int listen_fds(pid_t self)
  * children were reparented; older kernels get a bounded wait on getppid. */
 static void wait_gone(pid_t pid)
 {
+	/* Already reparented: the child is gone (and its pid may be reused,
+	 * so it must not be opened). */
+	if (getppid() != pid)
+		return;
 #ifdef SYS_pidfd_open
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	/* Still our parent after the open: the pidfd names the child. */
+	if (fd >= 0 && getppid() != pid) {
+		close(fd);
+		return;
+	}
 	if (fd >= 0) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		while (poll(&p, 1, 10000) < 0 && errno == EINTR)
@@ -136,7 +150,7 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	struct cdaemon_state *st = &cdaemon__state;
 	struct cdaemon_ids ids;
 	char err[1024];
-	int keep[CDAEMON_MAX_KEEP_FDS * 2];
+	int keep[CDAEMON_MAX_CLOSE_KEEP];
 	int nkeep = 0;
 	pid_t self = getpid();
 
@@ -361,6 +375,7 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	if (cdaemon_setsid() < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "setsid", errno);
 	cdaemon__record_stage(CDAEMON_STAGE_SESSION);
+	pid_t first = getpid();
 	daemon = fork();
 	if (daemon < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "fork", errno);
@@ -368,7 +383,7 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		(void)cdaemon__send(sock[1], CDAEMON_MSG_PID, 0, daemon, NULL);
 		_exit(0);
 	}
-	wait_gone(getppid());
+	wait_gone(first);
 	daemon = getpid();
 	st->pid_fd = pid_fd;
 
