@@ -49,6 +49,7 @@ struct worker {
 	long long started; /* ms */
 	int crashes;       /* consecutive young deaths */
 	long long respawn_at; /* ms; 0: none scheduled */
+	int pending_sig;   /* HUP/USR1 to deliver once it is ready */
 };
 
 static struct worker workers[CDAEMON_MAX_WORKERS];
@@ -327,6 +328,26 @@ static int spawn(int index, int sigfd)
 	struct worker *w = &workers[index];
 	int sv[2];
 
+	/* A worker retiring from this slot (TTOU) may still be finishing a
+	 * request: move it to a spare slot, where it is still signalled and
+	 * reaped, rather than forget it. */
+	if (w->pid > 0) {
+		int spare = target;
+		while (spare < CDAEMON_MAX_WORKERS && workers[spare].pid > 0)
+			spare++;
+		if (spare == CDAEMON_MAX_WORKERS) {
+			logf_("worker[%d]: no slot free", index);
+			return -1;
+		}
+		workers[spare] = *w;
+		workers[spare].retiring = 1;
+		workers[spare].respawn_at = 0;
+		if (spare >= nslots)
+			nslots = spare + 1;
+		w->pid = 0;
+		w->sock = -1;
+	}
+
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		logf_("worker[%d]: socketpair: %s", index, strerror(errno));
 		return -1;
@@ -350,6 +371,7 @@ static int spawn(int index, int sigfd)
 	w->retiring = 0;
 	w->started = now_ms();
 	w->respawn_at = 0;
+	w->pending_sig = 0;
 	if (index >= nslots)
 		nslots = index + 1;
 	logf_("worker[%d] started (pid %ld)", index, (long)pid);
@@ -462,6 +484,10 @@ static void read_worker(int i)
 	if (m.type == CDAEMON_MSG_READY) {
 		w->ready = 1;
 		logf_("worker[%d] (pid %ld) ready", i, (long)w->pid);
+		if (w->pending_sig) {
+			kill(w->pid, w->pending_sig);
+			w->pending_sig = 0;
+		}
 	} else if (m.type == CDAEMON_MSG_FAIL) {
 		size_t len = m.len < sizeof fail_msg - 1 ? m.len
 							  : sizeof fail_msg - 1;
@@ -524,7 +550,17 @@ static void on_signal(int sig, int sigfd, int *spawned)
 			logf_("reopen log: %s", strerror(errno));
 		logf_("signal %d (%s): log reopened, forwarded to %d workers",
 		      sig, strsignal(sig), alive());
-		signal_workers(sig);
+		/* A worker that is not ready may not handle the signal yet (a
+		 * Go program dies of SIGHUP until signal.Notify): it gets it
+		 * once it says READY. */
+		for (int i = 0; i < nslots; i++) {
+			if (workers[i].pid <= 0)
+				continue;
+			if (workers[i].ready)
+				kill(workers[i].pid, sig);
+			else
+				workers[i].pending_sig = sig;
+		}
 		break;
 	case SIGTTIN:
 		if (stopping || target >= CDAEMON_MAX_WORKERS)

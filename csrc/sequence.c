@@ -240,21 +240,30 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		}
 	}
 
-	int dir_fd = cdaemon__fd_above(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 3);
+	/* Messages name the variable and the value, as the operator typed
+	 * them; C callers of cdaemon_start set the same fields. */
+	int dir_fd = cdaemon__fd_above(
+		open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 3);
 	if (dir_fd < 0) {
-		cdaemon__print(2, "cdaemon: working directory %s: %s\n", dir,
-			       strerror(errno));
+		cdaemon__print(2,
+			       "cdaemon: CDAEMON_DIR=\"%s\": working directory: "
+			       "%s\n",
+			       dir, strerror(errno));
 		_exit(CDAEMON_EXIT_USAGE);
 	}
-	int null_fd = cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
+	int null_fd =
+		cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
 	if (null_fd < 0)
 		die(CDAEMON_EXIT_OSERR, "open /dev/null", errno);
 	int log_fd = -1;
 	if (st->logfile[0]) {
 		log_fd = cdaemon__open_logfile(st->logfile);
 		if (log_fd < 0) {
-			cdaemon__print(2, "cdaemon: open log file %s: %s\n",
-				       st->logfile, strerror(errno));
+			cdaemon__print(2,
+				       "cdaemon: CDAEMON_LOG=\"%s\": open log "
+				       "file %s: %s\n",
+				       cfg->logfile, st->logfile,
+				       strerror(errno));
 			_exit(CDAEMON_EXIT_CANTCREAT);
 		}
 	}
@@ -280,8 +289,11 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		}
 		if (r == CDAEMON_PIDFILE_ERROR) {
 			int e = errno;
-			cdaemon__print(2, "cdaemon: %s %s: %s\n", step,
-				       st->pidfile, strerror(e));
+			cdaemon__print(2,
+				       "cdaemon: CDAEMON_PIDFILE=\"%s\": %s %s: "
+				       "%s\n",
+				       cfg->pidfile, step, st->pidfile,
+				       strerror(e));
 			st->pidfile[0] = '\0';
 			_exit(CDAEMON_EXIT_CANTCREAT);
 		}

@@ -13,8 +13,11 @@
 //	exec      Ready, run this program again in mode envreport, report what it saw
 //	envreport (not a daemon) print what the environment says as JSON on stdout
 //
-// In every serving mode SIGTERM makes the daemon call cdaemon.Exit(0), which
-// removes the pid file.
+// In every serving mode a connection that sends "exit" makes the daemon
+// call cdaemon.Exit(0), which removes the pid file; so does SIGTERM when
+// CDTEST_EXIT_ON_TERM=1. The signal handler is opt-in because os/signal
+// starts a runtime thread that blocks every signal it does not deliver,
+// which would blur the tests' check that the daemon inherits no mask.
 package main
 
 import (
@@ -130,6 +133,11 @@ func serve(ln net.Listener) {
 			if err != nil {
 				return
 			}
+			if strings.TrimSpace(line) == "exit" {
+				fmt.Fprintf(c, "bye %d\n", os.Getpid())
+				c.Close()
+				cdaemon.Exit(0)
+			}
 			<-time.After(5 * time.Millisecond)
 			garbage := make([][]byte, 0, 64)
 			for i := 0; i < 64; i++ {
@@ -145,6 +153,9 @@ func serve(ln net.Listener) {
 }
 
 func exitOnTERM() {
+	if os.Getenv("CDTEST_EXIT_ON_TERM") != "1" {
+		return
+	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM)
 	go func() {

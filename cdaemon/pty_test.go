@@ -1,0 +1,127 @@
+package cdaemon_test
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY opens a pseudo-terminal pair: the master and the slave
+// /dev/pts/N, both close-on-exec and neither becoming our controlling
+// terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	if _, err := os.Stat("/dev/ptmx"); errors.Is(err, fs.ErrNotExist) {
+		t.Skip("no /dev/ptmx on this machine")
+	}
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("open /dev/ptmx: %v", err)
+	}
+	master = os.NewFile(uintptr(m), "/dev/ptmx")
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		t.Fatalf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		t.Fatalf("ptsname: %v", err)
+	}
+	name := fmt.Sprintf("/dev/pts/%d", n)
+	s, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		master.Close()
+		t.Fatalf("open %s: %v", name, err)
+	}
+	return master, os.NewFile(uintptr(s), name)
+}
+
+// ttyNr is the device number of a terminal as /proc/<pid>/stat shows it
+// (the kernel's new_encode_dev).
+func ttyNr(t *testing.T, f *os.File) int {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	major, minor := unix.Major(st.Rdev), unix.Minor(st.Rdev)
+	return int(minor&0xff | major<<8 | (minor&^0xff)<<12)
+}
+
+// The launcher runs on a real terminal, as its controlling terminal and
+// session leader. The daemon has no terminal, and survives the terminal's
+// hangup: the master and the slave are closed once the launcher is done.
+func TestDaemonSurvivesTerminalHangup(t *testing.T) {
+	master, slave := openPTY(t)
+	defer master.Close()
+	defer slave.Close()
+	tty := ttyNr(t, slave)
+
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate.fifo")
+	mkfifo(t, gate)
+	pidPath := filepath.Join(dir, "d.pid")
+	l := launch(t, launchSpec{
+		mode:  "gate",
+		env:   []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + pidPath, "CDTEST_GATE=" + gate},
+		stdio: slave,
+		// Ctty is the child's fd: stdin, the slave.
+		attr: &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
+	})
+	r := l.report()
+	pid := r.PID
+
+	// While the daemon waits at the gate, the launcher holds the terminal
+	// and the daemon does not.
+	if s := mustStat(t, l.pid()); s.TTYNr != tty || s.Session != l.pid() {
+		t.Errorf("launcher: tty_nr %d, session %d; want the pty %d and its own session %d", s.TTYNr, s.Session, tty, l.pid())
+	}
+	if s := mustStat(t, pid); s.TTYNr != 0 || s.Session == l.pid() {
+		t.Errorf("daemon before ready: tty_nr %d, session %d; want no terminal and not the launcher's session", s.TTYNr, s.Session)
+	}
+	if r.DevTTYError == "" {
+		t.Error("the daemon could open /dev/tty")
+	}
+
+	g, err := os.OpenFile(gate, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	l.waitReady()
+
+	// The daemon has no fd on the terminal.
+	fds, err := fdTargets(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fd, target := range fds {
+		if target == slave.Name() || target == "/dev/ptmx" || target == "/dev/pts/ptmx" {
+			t.Errorf("the daemon holds fd %d -> %s", fd, target)
+		}
+	}
+
+	// Hang up: close the master, then our slave.
+	if err := master.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := slave.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A SIGHUP would be delivered synchronously by the hangup; the round
+	// trip below would then fail, and the daemon would be a zombie.
+	if got := ping(t, r.Port); got != pid {
+		t.Errorf("pong from %d, want %d", got, pid)
+	}
+	s := mustStat(t, pid)
+	if s.State == 'Z' || s.TTYNr != 0 || s.PPID != testPID {
+		t.Errorf("daemon after the hangup: %+v; want alive, no terminal, ppid %d", s, testPID)
+	}
+}
