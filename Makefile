@@ -61,7 +61,7 @@ $(BUILD)/cdaemon.pc: csrc/cdaemon.pc.in csrc/cdaemon.h
 
 # C tests: every unit compiled again with AddressSanitizer and
 # UndefinedBehaviorSanitizer, linked into one binary per test file.
-$(BUILD)/tests/%: csrc/tests/%.c csrc/tests/tap.h $(LIB_SRCS) csrc/cdaemon.h csrc/internal.h
+$(BUILD)/tests/%: csrc/tests/%.c csrc/tests/tap.h csrc/tests/proc.h $(LIB_SRCS) csrc/cdaemon.h csrc/internal.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CWARN) -O1 -g $(SANITIZE) -Icsrc -o $@ $< $(LIB_SRCS)
 
@@ -96,6 +96,9 @@ test: lib test-c vet staticcheck test-go
 
 demo: csrc-hash
 	@bash examples/demo.sh
+
+bench: csrc-hash
+	cd bench && $(GO) run ./cmd/benchrun $(BENCHFLAGS)
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
