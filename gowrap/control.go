@@ -130,8 +130,12 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 		if !needPID() {
 			return ExitUsage
 		}
-		if code := c.stop(graceful, timeout); code != 0 {
-			return code
+		// The image exec'd by start runs "restart" again: by then the
+		// old daemon is gone and the pid file is this process's own.
+		if !inDaemon() {
+			if code := c.stop(graceful, timeout); code != 0 {
+				return code
+			}
 		}
 		return c.start(opts, run)
 	}
@@ -144,9 +148,13 @@ type controller struct {
 	stderr  io.Writer
 }
 
+// inDaemon reports whether this process is the daemon that a start made
+// (after the exec, or the Reexec child), as opposed to the command typed.
+func inDaemon() bool { return cdaemon.Daemonized() || os.Getenv(reexecChild) != "" }
+
 func (c *controller) start(opts Options, run func(*Daemon) error) int {
 	// In the daemon itself (after the exec) the pid file is ours.
-	if !cdaemon.Daemonized() && os.Getenv(reexecChild) == "" && c.pidfile != "" {
+	if !inDaemon() && c.pidfile != "" {
 		if pid, err := cdaemon.PIDFileOwner(c.pidfile); err == nil && pid > 0 {
 			fmt.Fprintf(c.stdout, "%s: already running (pid %d)\n", c.prog, pid)
 			return 0

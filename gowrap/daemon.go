@@ -187,6 +187,10 @@ func (d *Daemon) Close() error {
 	}
 	d.closed = true
 	signal.Stop(d.sigs)
+	// The process is on its way out: a late QUIT must not dump every
+	// goroutine (Go's default), nor a HUP or USR1 end it. INT and TERM
+	// go back to ending the process at once.
+	signal.Ignore(syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
 	close(d.done)
 	if d.wdStop != nil {
 		close(d.wdStop)

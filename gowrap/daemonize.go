@@ -134,6 +134,14 @@ func startReexec(cfg cdaemon.Config) error {
 	if err != nil {
 		return fmt.Errorf("gowrap: reexec: %w", err)
 	}
+	// The child starts in another directory: relative paths are ours.
+	for _, p := range []*string{&cfg.PIDFile, &cfg.LogFile, &cfg.Dir} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return fmt.Errorf("gowrap: reexec: %w", err)
+			}
+		}
+	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("gowrap: reexec: %w", err)
@@ -207,26 +215,40 @@ func applyRemaining(cfg, applied cdaemon.Config) error {
 // applyInProcess applies everything in the process itself, for the
 // supervised path: there is no constructor run to rely on.
 func applyInProcess(cfg cdaemon.Config, base string) error {
+	// A user or group that does not exist is an error before anything
+	// else changes.
+	if cfg.User != "" || cfg.Group != "" {
+		if _, err := credential(cfg.User, cfg.Group); err != nil {
+			return err
+		}
+	}
 	if cfg.Umask >= 0 {
 		unix.Umask(cfg.Umask)
 	}
 	if err := adoptPIDFile(cfg.PIDFile, base); err != nil {
 		return err
 	}
-	if cfg.LogFile != "" {
-		if err := cdaemon.OpenLog(resolve(cfg.LogFile, base)); err != nil {
-			return err
+	err := func() error {
+		if cfg.LogFile != "" {
+			if err := cdaemon.OpenLog(resolve(cfg.LogFile, base)); err != nil {
+				return err
+			}
 		}
-	}
-	if cfg.Dir != "" {
-		if err := os.Chdir(cfg.Dir); err != nil {
-			return fmt.Errorf("gowrap: working directory: %w", err)
+		if cfg.Dir != "" {
+			if err := os.Chdir(cfg.Dir); err != nil {
+				return fmt.Errorf("gowrap: working directory: %w", err)
+			}
 		}
+		if cfg.User != "" || cfg.Group != "" {
+			return dropPrivileges(cfg.User, cfg.Group)
+		}
+		return nil
+	}()
+	if err != nil {
+		// The start failed: the pid file must not say otherwise.
+		_ = cdaemon.RemovePIDFile()
 	}
-	if cfg.User != "" || cfg.Group != "" {
-		return dropPrivileges(cfg.User, cfg.Group)
-	}
-	return nil
+	return err
 }
 
 func resolve(path, base string) string {
