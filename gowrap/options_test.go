@@ -21,11 +21,6 @@ import (
 	"github.com/cdaemon/cdaemon/cdaemon"
 )
 
-var cdaemonVars = []string{
-	"CDAEMON_PIDFILE", "CDAEMON_LOG", "CDAEMON_DIR", "CDAEMON_UMASK", "CDAEMON_TIMEOUT",
-	"CDAEMON_KEEP_FDS", "CDAEMON_NOCLOSE", "CDAEMON_FOREGROUND", "CDAEMON_USER", "CDAEMON_GROUP",
-}
-
 // clearCDAEMON unsets every CDAEMON_* variable for the test; t.Setenv
 // restores them after. os.Setenv reaches the C environment that
 // cdaemon.ParseEnv reads: a cgo program's setenv goes through libc.
