@@ -86,8 +86,8 @@ func Foreground() bool { return C.cdaemon_foreground() != 0 }
 // IsReady reports whether Ready has been called successfully.
 func IsReady() bool { return C.cdaemon_is_ready() != 0 }
 
-// Ready tells the launcher that the daemon is ready: stdout and stderr move
-// from the relay to the log file (or /dev/null), and the launcher exits 0.
+// Ready tells the launcher that the daemon is ready, and the launcher exits
+// 0. Until then, what the daemon writes shows on the launcher's stderr too.
 // Call it once the daemon can do its job (its sockets listen, its
 // configuration is loaded). It is idempotent, and a no-op when the process
 // is not a daemon.

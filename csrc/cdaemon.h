@@ -131,9 +131,10 @@ CDAEMON_API int cdaemon_prefork(void);
 /* The worker index in a prefork worker, else -1. */
 CDAEMON_API int cdaemon_worker_index(void);
 
-/* Report readiness to the launcher: stdout and stderr move from the relay
- * (which showed early output on the launcher's terminal) to the log file or
- * /dev/null, then the launcher exits 0. Idempotent; 0 on success. */
+/* Report readiness to the launcher, which then exits 0. Without a log
+ * file, stdout and stderr move from the pipe that showed the start-up
+ * output on the launcher's terminal to /dev/null. Idempotent; 0 on
+ * success. */
 CDAEMON_API int cdaemon_ready(void);
 
 /* In the daemon, become another program (execvp). The launcher exits 0

@@ -64,7 +64,7 @@ struct cdaemon_msg {
 
 /* ready.c */
 int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text);
-void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
+void cdaemon__launcher_wait(pid_t child, int sock, int relay, int follow_fd,
 			    int notify_fd, long long timeout_ms)
 	__attribute__((noreturn));
 /* Send FAIL (if a launcher listens) or print, remove the pid file, _exit. */

@@ -7,10 +7,15 @@
  *
  * The channel is a SOCK_SEQPACKET socketpair rather than a pipe: records
  * keep their boundaries, and send(MSG_NOSIGNAL) cannot kill a daemon whose
- * launcher was itself killed. Until it is ready, the daemon's stdout and
- * stderr go through a second channel, a pipe, which the launcher copies to
- * its own stderr (and the log file): a panic during start-up shows on the
- * operator's terminal instead of vanishing into /dev/null.
+ * launcher was itself killed.
+ *
+ * Until the daemon is ready, what it writes also shows on the launcher's
+ * stderr: a panic during start-up appears on the operator's terminal
+ * instead of vanishing. With a log file the daemon writes there directly
+ * from the start (so the log keeps the order of the writes) and the
+ * launcher follows the file, woken by inotify(7); without one, stdout and
+ * stderr go through a pipe the launcher copies, and move to /dev/null at
+ * ready.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,27 +73,26 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Copies what is waiting in the relay; returns 0 at EOF or when the pipe
- * is empty (non-blocking), 1 if there may be more. */
-static int relay_once(int relay, int tee_fd)
+/* Copies what is waiting in the relay pipe, or what was appended to the
+ * followed log, to our stderr; returns 0 at EOF or when the (non-blocking)
+ * pipe is empty, 1 if there may be more. */
+static int relay_once(int fd)
 {
 	char buf[8192];
-	ssize_t n = read(relay, buf, sizeof buf);
+	ssize_t n = read(fd, buf, sizeof buf);
 
 	if (n < 0 && errno == EINTR)
 		return 1;
 	if (n <= 0)
 		return 0;
 	(void)cdaemon__write_all(2, buf, (size_t)n);
-	if (tee_fd >= 0)
-		(void)cdaemon__write_all(tee_fd, buf, (size_t)n);
 	return 1;
 }
 
-static void drain(int relay, int tee_fd)
+static void drain_fd(int fd)
 {
-	if (relay >= 0)
-		while (relay_once(relay, tee_fd))
+	if (fd >= 0)
+		while (relay_once(fd))
 			;
 }
 
@@ -127,15 +133,42 @@ static void launcher_cleanup(void)
 
 struct launcher {
 	pid_t child, daemon;
-	int sock, relay, tee_fd, notify_fd, pidfd;
+	int sock, relay, notify_fd, pidfd;
+	int follow_fd, inotify_fd; /* the log file, read from its end */
 	int exec_mode; /* 0; or EXEC flags + 1 once the daemon said EXEC */
 	long long timeout_ms;
 };
 
+static void drain(struct launcher *l)
+{
+	drain_fd(l->relay);
+	drain_fd(l->follow_fd);
+}
+
+/* Copies the followed log up to offset end: what the daemon wrote before
+ * it said READY, and nothing after. */
+static void drain_until(struct launcher *l, long long end)
+{
+	char buf[8192];
+	off_t pos = lseek(l->follow_fd, 0, SEEK_CUR);
+
+	while (pos >= 0 && pos < end) {
+		size_t want = (size_t)(end - pos) < sizeof buf ? (size_t)(end - pos)
+							      : sizeof buf;
+		ssize_t n = read(l->follow_fd, buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		(void)cdaemon__write_all(2, buf, (size_t)n);
+		pos += n;
+	}
+}
+
 static void finish(struct launcher *l, int code) __attribute__((noreturn));
 static void finish(struct launcher *l, int code)
 {
-	drain(l->relay, l->tee_fd);
+	drain(l);
 	if (code != CDAEMON_EXIT_READY)
 		launcher_cleanup();
 	_exit(code);
@@ -156,7 +189,7 @@ static void died(struct launcher *l, int child_status)
 {
 	char what[128];
 
-	drain(l->relay, l->tee_fd);
+	drain(l);
 	if (l->daemon <= 0) {
 		describe_status(what, sizeof what, child_status);
 		cdaemon__print(2,
@@ -233,9 +266,16 @@ static void on_message(struct launcher *l, int child_status)
 		l->exec_mode = 1 + m.code;
 		return;
 	case CDAEMON_MSG_READY:
+		if (l->follow_fd >= 0 && m.len > 0 && m.len < 24) {
+			char num[24];
+			memcpy(num, m.text, m.len);
+			num[m.len] = '\0';
+			drain_until(l, atoll(num));
+			l->follow_fd = -1;
+		}
 		finish(l, CDAEMON_EXIT_READY);
 	case CDAEMON_MSG_FAIL:
-		drain(l->relay, l->tee_fd);
+		drain(l);
 		cdaemon__print(2, "%.*s\n", (int)m.len, m.text);
 		reap(l->daemon);
 		finish(l, m.code ? m.code : 1);
@@ -262,18 +302,28 @@ static void on_notify(struct launcher *l)
 	}
 }
 
-void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
+void cdaemon__launcher_wait(pid_t child, int sock, int relay, int follow_fd,
 			    int notify_fd, long long timeout_ms)
 {
 	struct launcher l = {
 		.child = child,
 		.sock = sock,
 		.relay = relay,
-		.tee_fd = tee_fd,
+		.follow_fd = follow_fd,
+		.inotify_fd = -1,
 		.notify_fd = notify_fd,
 		.pidfd = -1,
 		.timeout_ms = timeout_ms,
 	};
+	if (follow_fd >= 0) {
+		l.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (l.inotify_fd >= 0 &&
+		    inotify_add_watch(l.inotify_fd, cdaemon__state.logfile,
+				      IN_MODIFY) < 0) {
+			close(l.inotify_fd);
+			l.inotify_fd = -1;
+		}
+	}
 	struct sigaction sa;
 	sigset_t waitmask;
 	const int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
@@ -296,19 +346,20 @@ void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
 		(void)fcntl(relay, F_SETFL, O_NONBLOCK);
 	long long deadline = now_ms() + timeout_ms;
 	for (;;) {
-		struct pollfd pfd[4] = {
+		struct pollfd pfd[5] = {
 			{.fd = l.sock, .events = POLLIN},
 			{.fd = l.relay, .events = POLLIN},
 			{.fd = l.exec_mode > 1 ? l.notify_fd : -1,
 			 .events = POLLIN},
 			{.fd = l.pidfd, .events = POLLIN},
+			{.fd = l.inotify_fd, .events = POLLIN},
 		};
 		long long left = deadline - now_ms();
 		if (left < 0)
 			left = 0;
 		struct timespec ts = {(time_t)(left / 1000),
 				      (long)(left % 1000) * 1000000};
-		int n = ppoll(pfd, 4, &ts, &waitmask);
+		int n = ppoll(pfd, 5, &ts, &waitmask);
 		if (n < 0 && errno != EINTR) {
 			cdaemon__print(2, "cdaemon: wait for the daemon: %s\n",
 				       strerror(errno));
@@ -316,7 +367,7 @@ void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
 		}
 		if (got_signal) {
 			int sig = got_signal;
-			drain(l.relay, l.tee_fd);
+			drain(&l);
 			if (l.daemon > 0) {
 				kill_daemon(&l);
 				cdaemon__print(2,
@@ -334,7 +385,7 @@ void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
 			finish(&l, 128 + sig);
 		}
 		if (n == 0) {
-			drain(l.relay, l.tee_fd);
+			drain(&l);
 			kill_daemon(&l);
 			cdaemon__print(2,
 				       "cdaemon: daemon (pid %ld) not ready "
@@ -343,7 +394,7 @@ void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
 			finish(&l, CDAEMON_EXIT_TIMEOUT);
 		}
 		if (l.relay >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
-			if (!relay_once(l.relay, l.tee_fd) &&
+			if (!relay_once(l.relay) &&
 			    !(pfd[1].revents & POLLIN)) {
 				close(l.relay);
 				l.relay = -1;
@@ -355,6 +406,13 @@ void cdaemon__launcher_wait(pid_t child, int sock, int relay, int tee_fd,
 			on_message(&l, child_status);
 		if (pfd[2].revents & POLLIN)
 			on_notify(&l);
+		/* After the records: a READY bounds what is copied. */
+		if (pfd[4].revents & POLLIN) {
+			char ev[4096];
+			while (read(l.inotify_fd, ev, sizeof ev) > 0)
+				;
+			drain_fd(l.follow_fd);
+		}
 		if (l.pidfd >= 0 && (pfd[3].revents & POLLIN)) {
 			/* Drain what the daemon said before it died. */
 			while (l.sock >= 0) {
@@ -429,10 +487,16 @@ int cdaemon_ready(void)
 	}
 	st->ready = 1;
 	if (st->ready_fd >= 0) {
+		/* With a log file, the launcher shows what the daemon wrote
+		 * there before this moment: its size now. */
+		char size[24] = "";
+		struct stat sb;
+		if (st->logfile[0] && fstat(1, &sb) == 0 && S_ISREG(sb.st_mode))
+			snprintf(size, sizeof size, "%lld", (long long)sb.st_size);
 		/* EPIPE: the launcher was killed meanwhile. The daemon is
 		 * running all the same, so that is not our caller's error. */
 		if (cdaemon__send(st->ready_fd, CDAEMON_MSG_READY, 0, getpid(),
-				  NULL) < 0 &&
+				  size) < 0 &&
 		    errno != EPIPE && errno != ECONNRESET) {
 			int saved = errno;
 			close(st->ready_fd);

@@ -334,7 +334,15 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		die(CDAEMON_EXIT_OSERR, "socketpair", errno);
 	sock[0] = cdaemon__fd_above(sock[0], 3);
 	sock[1] = cdaemon__fd_above(sock[1], 3);
-	if (!cfg->noclose) {
+	/* Start-up output shows on the launcher's stderr: followed in the log
+	 * file, or through a pipe when there is none. */
+	int follow_fd = -1;
+	if (!cfg->noclose && log_fd >= 0) {
+		follow_fd = cdaemon__fd_above(
+			open(st->logfile, O_RDONLY | O_CLOEXEC | O_NONBLOCK), 3);
+		if (follow_fd >= 0)
+			(void)lseek(follow_fd, 0, SEEK_END);
+	} else if (!cfg->noclose) {
 		if (pipe2(relay, O_CLOEXEC) < 0)
 			die(CDAEMON_EXIT_OSERR, "pipe", errno);
 		relay[0] = cdaemon__fd_above(relay[0], 3);
@@ -365,7 +373,7 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 			close(relay[1]);
 		close(dir_fd);
 		close(null_fd);
-		cdaemon__launcher_wait(child, sock[0], relay[0], log_fd,
+		cdaemon__launcher_wait(child, sock[0], relay[0], follow_fd,
 				       cfg->notify_fd,
 				       cfg->timeout_ms > 0
 					       ? cfg->timeout_ms
@@ -375,6 +383,8 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	/* First child. From here on, failures go to the launcher, which
 	 * also cleans up the pid file: the child must not unlink it. */
 	close(sock[0]);
+	if (follow_fd >= 0)
+		close(follow_fd);
 	if (relay[0] >= 0)
 		close(relay[0]);
 	st->ready_fd = sock[1];

@@ -119,12 +119,22 @@ func Supervisor() string {
 	return ""
 }
 
-// execSelf replaces the process with its own binary and CDAEMON=1.
-// /proc/self/exe rather than os.Executable: it works when the binary was
-// deleted or replaced on disk (go run, upgrades in place).
+// execSelf replaces the process with its own binary and CDAEMON=1. By
+// its path, so that ps and pkill still see the program's name; by
+// /proc/self/exe when that path is gone (a deleted or moved binary),
+// which exec's the same file but names the process "exe".
 func execSelf(cfg cdaemon.Config) error {
-	err := syscall.Exec("/proc/self/exe", os.Args, environ(os.Environ(), cfg, true))
-	return fmt.Errorf("gowrap: exec /proc/self/exe: %w", err)
+	env := environ(os.Environ(), cfg, true)
+	path := "/proc/self/exe"
+	if exe, err := os.Executable(); err == nil {
+		if a, err := os.Stat(exe); err == nil {
+			if b, err := os.Stat(path); err == nil && os.SameFile(a, b) {
+				path = exe
+			}
+		}
+	}
+	err := syscall.Exec(path, os.Args, env)
+	return fmt.Errorf("gowrap: exec %s: %w", path, err)
 }
 
 // startReexec is go-daemon's way, for comparison: fork+exec with Setsid,

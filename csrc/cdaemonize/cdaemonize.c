@@ -1,4 +1,9 @@
+//go:build ignore
+
 /*
+ * (The line above keeps the go tool from treating this directory, which
+ * also holds the tool's Go test, as a cgo package: gcc reads a comment.)
+ *
  * cdaemonize: run a program as a daemon, honestly.
  *
  * Like daemonize(1) or start-stop-daemon --background, but the exit status

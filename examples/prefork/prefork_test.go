@@ -1237,10 +1237,10 @@ func TestHUPWhileWorkersStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.signal(unix.SIGHUP)
-	// Until the master is ready, its lines reach the log through the
-	// launcher, which still writes to the file it opened: the old one.
+	// The master writes its log itself, ready or not: the reopen line
+	// lands in the new file.
 	waitFor(t, "the master to reopen its log", func() bool {
-		b, _ := os.ReadFile(d.logFile + ".1")
+		b, _ := os.ReadFile(d.logFile)
 		return strings.Contains(string(b), "signal 1 (Hangup): log reopened")
 	}, d.logTail)
 	if err := os.WriteFile(gate, nil, 0o600); err != nil {

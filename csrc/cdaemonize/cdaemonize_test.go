@@ -1,0 +1,530 @@
+package cdaemonize_test
+
+// End-to-end tests of the cdaemonize tool: real daemons, checked from
+// outside through /proc. The test process is a child subreaper, so every
+// daemon is reparented to it and reaped by it. Synchronisation is by
+// process exit and FIFOs, never by sleeping.
+//
+// The test binary doubles as the sd_notify helper program: run with
+// CDAEMONIZE_TEST_HELPER=notify, it sends READY=1 to $NOTIFY_SOCKET.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	exitUsage   = 100
+	exitRunning = 75
+	exitTimeout = 124
+	exitNoProg  = 127
+	// Only bounds how long a broken test hangs; nothing waits for it.
+	hang = 60 * time.Second
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("CDAEMONIZE_TEST_HELPER") == "notify" {
+		notifyHelper()
+		return
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// notifyHelper is the program of TestNotifySocket: it waits for a line on
+// the FIFO the test controls, sends READY=1 to $NOTIFY_SOCKET (an abstract
+// socket: Go maps a leading '@' to the NUL byte) and then runs until
+// SIGTERM.
+func notifyHelper() {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM)
+	f, err := os.Open(os.Getenv("CDAEMONIZE_TEST_FIFO"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(3)
+	}
+	if _, err := bufio.NewReader(f).ReadString('\n'); err != nil {
+		fmt.Fprintln(os.Stderr, "helper: fifo:", err)
+		os.Exit(3)
+	}
+	f.Close()
+	addr := &net.UnixAddr{Name: os.Getenv("NOTIFY_SOCKET"), Net: "unixgram"}
+	c, err := net.DialUnix("unixgram", nil, addr)
+	if err == nil {
+		_, err = c.Write([]byte("READY=1"))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper: notify:", err)
+		os.Exit(4)
+	}
+	<-stop
+	os.Exit(0)
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildOut  []byte
+	buildErr  error
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// cdaemonize builds the tool once, with gcc from the sources (as the
+// Makefile does, but into a temporary directory).
+func cdaemonize(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "cdaemonize-test-"); buildErr != nil {
+			return
+		}
+		srcs, _ := filepath.Glob(filepath.Join(root, "csrc", "*.c"))
+		args := append([]string{"-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
+			"-I" + filepath.Join(root, "csrc"), "-o", filepath.Join(binDir, "cdaemonize"),
+			filepath.Join(root, "csrc", "cdaemonize", "cdaemonize.c")}, srcs...)
+		buildOut, buildErr = exec.Command("gcc", args...).CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("gcc: %v\n%s", buildErr, buildOut)
+	}
+	return filepath.Join(binDir, "cdaemonize")
+}
+
+// env is the test's environment without what changes a launcher's ways.
+func env(extra ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CDAEMON") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") &&
+			!strings.HasPrefix(kv, "LISTEN_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs cdaemonize to its end and returns its exit status and output.
+func run(t *testing.T, configure func(*exec.Cmd), args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(cdaemonize(t), args...)
+	cmd.Env = env()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if configure != nil {
+		configure(cmd)
+	}
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("cdaemonize %q: %v", args, err)
+	}
+	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+}
+
+// daemon is a process reparented to us; it is killed and reaped when the
+// test ends.
+type daemon struct {
+	pid    int
+	reaped bool
+}
+
+func adopt(t *testing.T, pid int) *daemon {
+	d := &daemon{pid: pid}
+	t.Cleanup(func() {
+		if !d.reaped {
+			unix.Kill(pid, unix.SIGKILL)
+			d.reap(t)
+		}
+	})
+	return d
+}
+
+func (d *daemon) reap(t *testing.T) unix.WaitStatus {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(d.pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		d.reaped = true
+		if err != nil {
+			t.Errorf("wait4 %d: %v", d.pid, err)
+		}
+		return ws
+	}
+}
+
+func (d *daemon) stop(t *testing.T) {
+	if err := unix.Kill(d.pid, unix.SIGTERM); err != nil {
+		t.Errorf("kill %d: %v", d.pid, err)
+	}
+	if ws := d.reap(t); !ws.Signaled() || ws.Signal() != unix.SIGTERM {
+		t.Errorf("daemon %d: wait status %#x, want killed by SIGTERM", d.pid, ws)
+	}
+}
+
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		t.Fatalf("pid file %s holds %q", path, b)
+	}
+	return pid
+}
+
+func proc(t *testing.T, pid int, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// procStat returns state, ppid, pgrp and session from /proc/<pid>/stat.
+func procStat(t *testing.T, pid int) (state string, ppid, pgrp, sid int) {
+	t.Helper()
+	s := proc(t, pid, "stat")
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
+	return f[0], atoi(f[1]), atoi(f[2]), atoi(f[3])
+}
+
+// waitSleep waits until pid runs `sleep 60`. The launcher may exit as soon
+// as the exec passed its point of no return, before the kernel has set up
+// the new command line, and nothing tells us when it has: /proc is polled.
+func waitSleep(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(hang)
+	for {
+		cmdline := proc(t, pid, "cmdline")
+		if cmdline == "sleep\x0060\x00" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon %d runs %q, want sleep 60", pid, cmdline)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// checkDaemon checks a running `sleep 60` daemon from outside: its command
+// line, its session, its fds 0-2, and that the inherited file is closed.
+func checkDaemon(t *testing.T, pid int, stdio [3]string, inherited string) {
+	t.Helper()
+	waitSleep(t, pid)
+	_, ppid, pgrp, sid := procStat(t, pid)
+	if sid == pid || pgrp != sid {
+		t.Errorf("pid %d pgrp %d sid %d: want a session it does not lead", pid, pgrp, sid)
+	}
+	if ppid != os.Getpid() {
+		t.Errorf("ppid %d, want the subreaper %d", ppid, os.Getpid())
+	}
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); cwd != "/" {
+		t.Errorf("cwd %q (%v), want /", cwd, err)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if link == inherited {
+			t.Errorf("fd %s: the inherited file %s is open in the daemon", fd.Name(), inherited)
+		}
+		if n, _ := strconv.Atoi(fd.Name()); n <= 2 && link != stdio[n] {
+			t.Errorf("fd %d -> %s, want %s", n, link, stdio[n])
+		}
+	}
+}
+
+// startSleep starts `cdaemonize [args] -- sleep 60` with an inherited fd 3,
+// expects exit 0 and returns the daemon's pid from the pid file.
+func startSleep(t *testing.T, pidFile, inherited string, args ...string) *daemon {
+	t.Helper()
+	f, err := os.Create(inherited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	argv := append(append([]string{"-p", pidFile}, args...), "--", "sleep", "60")
+	r := run(t, func(c *exec.Cmd) { c.ExtraFiles = []*os.File{f} }, argv...) // fd 3, inheritable
+	if r.code != 0 {
+		t.Fatalf("cdaemonize %q: exit %d\n%s", argv, r.code, r.stderr)
+	}
+	return adopt(t, readPID(t, pidFile))
+}
+
+// The daemon is `sleep` itself (exec'd in the daemon): the pid file holds
+// its pid; fds 0-2 are /dev/null; a second start fails with 75.
+func TestSleep(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "sleep.pid")
+	inherited := filepath.Join(dir, "inherited")
+	d := startSleep(t, pidFile, inherited)
+	checkDaemon(t, d.pid, [3]string{"/dev/null", "/dev/null", "/dev/null"}, inherited)
+
+	// Already running: decided by the pid file's lock, which sleep holds.
+	r := run(t, nil, "-p", pidFile, "--", "sleep", "60")
+	if r.code != exitRunning || !strings.Contains(r.stderr, fmt.Sprintf("already running (pid %d", d.pid)) {
+		t.Errorf("second start: exit %d, stderr %q; want %d naming pid %d", r.code, r.stderr, exitRunning, d.pid)
+	}
+	d.stop(t)
+}
+
+// With -l, stdout and stderr are the log file.
+func TestSleepLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "sleep.log")
+	inherited := filepath.Join(dir, "inherited")
+	d := startSleep(t, filepath.Join(dir, "sleep.pid"), inherited, "-l", log)
+	checkDaemon(t, d.pid, [3]string{"/dev/null", log, log}, inherited)
+	d.stop(t)
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-x", "--", "true"},
+		{"--bogus", "--", "true"},
+		{"-t", "5", "--", "true"}, // a duration needs a unit
+		{"-m", "999", "--", "true"},
+		{"--notify=2", "--", "true"},
+		{"-p"},
+		{},
+		{"--"},
+		{"-p", "/tmp/x.pid", "--"},
+	} {
+		r := run(t, nil, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "usage: cdaemonize") || r.stdout != "" {
+			t.Errorf("cdaemonize %q: exit %d, stdout %q, stderr %q; want %d and the usage on stderr",
+				args, r.code, r.stdout, r.stderr, exitUsage)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, flag := range []string{"--help", "-h"} {
+		r := run(t, nil, flag)
+		if r.code != 0 || r.stderr != "" {
+			t.Errorf("%s: exit %d, stderr %q", flag, r.code, r.stderr)
+		}
+		for _, want := range []string{"NAME\n", "SYNOPSIS\n", "OPTIONS\n", "EXIT STATUS\n", "--notify", "cdaemonize - "} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("%s: no %q in:\n%s", flag, want, r.stdout)
+			}
+		}
+	}
+}
+
+func TestMissingProgram(t *testing.T) {
+	t.Parallel()
+	const name = "cdaemonize-test-no-such-program"
+	r := run(t, nil, "--", name, "arg")
+	if r.code != exitNoProg || !strings.Contains(r.stderr, name) {
+		t.Errorf("exit %d, stderr %q; want %d naming %s", r.code, r.stderr, exitNoProg, name)
+	}
+}
+
+// fifo makes a FIFO the test writes a line to when it wants the program
+// to go on.
+func fifo(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "go.fifo")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// rendezvous opens the FIFO for writing, which completes once the program
+// opened it for reading: from then on we know the program is running and
+// waiting for us. It fails if cdaemonize exits first.
+func rendezvous(t *testing.T, path string, exited <-chan error) *os.File {
+	t.Helper()
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			f = nil
+		}
+		opened <- f
+	}()
+	unblock := func() { // lets a pending open complete
+		if r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			if f := <-opened; f != nil {
+				f.Close()
+			}
+			r.Close()
+		}
+	}
+	select {
+	case f := <-opened:
+		if f == nil {
+			t.Fatal("cannot open the FIFO")
+		}
+		return f
+	case err := <-exited:
+		unblock()
+		t.Fatalf("cdaemonize exited before the program was ready: %v", err)
+	case <-time.After(hang):
+		unblock()
+		t.Fatal("the program never opened the FIFO")
+	}
+	return nil
+}
+
+// stillRunning reports whether our child pid has not exited (a zombie we
+// have not waited for yet shows state Z).
+func stillRunning(t *testing.T, pid int) bool {
+	state, _, _, _ := procStat(t, pid)
+	return state != "Z"
+}
+
+// startNotify starts cdaemonize --notify with the program, which waits on
+// the FIFO, then checks that cdaemonize is still waiting, lets the program
+// notify, and expects exit 0.
+func startNotify(t *testing.T, pidFile, fifoPath string, extraEnv []string, program ...string) *daemon {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(cdaemonize(t), append([]string{"--notify", "-p", pidFile, "--"}, program...)...)
+	cmd.Env = env(extraEnv...)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		// Wait without reaping (WNOWAIT): the zombie stays for cmd.Wait.
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				exited <- err
+				return
+			}
+		}
+	}()
+	w := rendezvous(t, fifoPath, exited)
+	// The program runs and has not said it is ready: cdaemonize waits.
+	if !stillRunning(t, cmd.Process.Pid) {
+		t.Errorf("cdaemonize exited before the program notified")
+	}
+	if _, err := w.WriteString("go on\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cdaemonize --notify: %v\n%s", err, stderr.String())
+	}
+	return adopt(t, readPID(t, pidFile))
+}
+
+// --notify: the program writes a line to fd 3 (s6's notification-fd).
+func TestNotifyFD(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "notify.pid")
+	path := fifo(t)
+	d := startNotify(t, pidFile, path, nil,
+		"sh", "-c", `read line < "$0" && echo ready >&3 && exec sleep 60`, path)
+	// sh notified, then execs sleep in place: the pid in the pid file
+	// becomes sleep.
+	waitSleep(t, d.pid)
+	d.stop(t)
+}
+
+// --notify: the program sends READY=1 to $NOTIFY_SOCKET (sd_notify(3)),
+// an abstract socket whose name starts with '@'.
+func TestNotifySocket(t *testing.T) {
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "notify.pid")
+	path := fifo(t)
+	d := startNotify(t, pidFile, path,
+		[]string{"CDAEMONIZE_TEST_HELPER=notify", "CDAEMONIZE_TEST_FIFO=" + path}, self)
+	environ := proc(t, d.pid, "environ")
+	if m := regexp.MustCompile(`(?:^|\x00)NOTIFY_SOCKET=([^\x00]*)`).FindStringSubmatch(environ); m == nil || !strings.HasPrefix(m[1], "@") {
+		t.Errorf("the program's NOTIFY_SOCKET: %q, want an abstract socket (@...)", m)
+	}
+	if err := unix.Kill(d.pid, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if ws := d.reap(t); !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Errorf("helper: wait status %#x, want exit 0", ws)
+	}
+}
+
+// -t: a program that never notifies is killed when the time is up.
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "timeout.pid")
+	r := run(t, nil, "--notify", "-t", "1s", "-p", pidFile, "--", "sleep", "60")
+	if r.code != exitTimeout {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitTimeout, r.stderr)
+	}
+	m := regexp.MustCompile(`daemon \(pid (\d+)\) not ready`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("stderr %q: want the daemon's pid", r.stderr)
+	}
+	// Killed and reaped by cdaemonize: no such process any more.
+	if _, err := os.Stat("/proc/" + m[1]); !os.IsNotExist(err) {
+		t.Errorf("daemon %s still exists: %v", m[1], err)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}
