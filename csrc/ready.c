@@ -59,6 +59,10 @@ int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text)
 
 static void fail_text(int code, const char *text);
 
+/* How long cdaemon_ready waits for the launcher to show the start-up part
+ * of the log and exit (normally well under a millisecond). */
+#define READY_ACK_MS 2000
+
 static volatile sig_atomic_t got_signal;
 
 static void on_signal(int sig)
@@ -496,13 +500,21 @@ int cdaemon_ready(void)
 		/* EPIPE: the launcher was killed meanwhile. The daemon is
 		 * running all the same, so that is not our caller's error. */
 		if (cdaemon__send(st->ready_fd, CDAEMON_MSG_READY, 0, getpid(),
-				  size) < 0 &&
-		    errno != EPIPE && errno != ECONNRESET) {
-			int saved = errno;
-			close(st->ready_fd);
-			st->ready_fd = -1;
-			errno = saved;
-			return -1;
+				  size) < 0) {
+			if (errno != EPIPE && errno != ECONNRESET) {
+				int saved = errno;
+				close(st->ready_fd);
+				st->ready_fd = -1;
+				errno = saved;
+				return -1;
+			}
+		} else if (size[0] && st->worker_index < 0) {
+			/* The launcher shows the log up to that size, then exits.
+			 * Wait (briefly, within a bound) for that, so that what we
+			 * write next cannot reach its terminal too. */
+			struct pollfd p = {.fd = st->ready_fd, .events = POLLIN};
+			while (poll(&p, 1, READY_ACK_MS) < 0 && errno == EINTR)
+				;
 		}
 		close(st->ready_fd);
 		st->ready_fd = -1;
