@@ -19,7 +19,7 @@ TEST_SRCS := $(wildcard csrc/tests/*.c)
 TEST_BINS := $(patsubst csrc/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VERSION  := $(shell sed -n 's/^\#define CDAEMON_VERSION "\(.*\)"/\1/p' csrc/cdaemon.h)
 
-.PHONY: all lib go csrc-hash test test-c test-go vet staticcheck demo install clean bench
+.PHONY: test-install all lib go csrc-hash test test-c test-go vet staticcheck demo install clean bench
 
 all: lib go
 
@@ -92,7 +92,11 @@ staticcheck: csrc-hash
 test-go: csrc-hash
 	$(GO) test -race -count=1 ./...
 
-test: lib test-c vet staticcheck test-go
+# The README's C quick start against a `make install` tree.
+test-install: lib
+	@bash csrc/tests/install.sh
+
+test: lib test-c test-install vet staticcheck test-go
 
 demo: csrc-hash
 	@bash examples/demo.sh
@@ -108,7 +112,8 @@ install: lib
 	ln -sf libcdaemon.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcdaemon.so.0
 	ln -sf libcdaemon.so.0 $(DESTDIR)$(PREFIX)/lib/libcdaemon.so
 	install -m 644 csrc/cdaemon.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/cdaemon.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	# Written for the PREFIX installed to, not the one lib was built with.
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' csrc/cdaemon.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cdaemon.pc
 
 clean:
 	rm -rf $(BUILD)
