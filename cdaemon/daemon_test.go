@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cdaemon/cdaemon/cdaemon"
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 // Generous deadlines: the machine may be slow and shared. They only bound
@@ -132,10 +133,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "cdaemon tests: unset CDAEMON to run them")
 		os.Exit(2)
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "cdaemon tests: PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
+	proctest.MustSubreaper()
 	var err error
 	if pkgDir, err = os.Getwd(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -170,39 +168,10 @@ func TestMain(m *testing.M) {
 
 // cleanEnv is the test's environment without anything that would change
 // how a launcher behaves.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "CDAEMON="), strings.HasPrefix(kv, "CDAEMON_"),
-			strings.HasPrefix(kv, "CDTEST_"), strings.HasPrefix(kv, "LISTEN_"),
-			strings.HasPrefix(kv, "NOTIFY_SOCKET="):
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
+func cleanEnv() []string { return proctest.CleanEnv("CDTEST_") }
 
 // ---------------------------------------------------------------------------
 // Cleaning up: every process running one of our binaries is ours.
-
-// ours returns the live processes running a binary from buildDir.
-func ours() []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == testPID {
-			continue
-		}
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && strings.HasPrefix(exe, buildDir+"/") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
 
 // ourComm says whether a zombie (which has no exe any more) ran one of our
 // binaries, by its command name.
@@ -210,45 +179,12 @@ func ourComm(comm string) bool {
 	return strings.HasPrefix(comm, "testdaemon") || comm == "sigwrap" || comm == "loader"
 }
 
-// reap waits for pid if it is a child of the test process; it must have
-// been killed or have exited.
-func reap(pid int) (unix.WaitStatus, bool) {
-	var ws unix.WaitStatus
-	for {
-		r, err := unix.Wait4(pid, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		return ws, err == nil && r == pid
-	}
-}
-
 // sweep kills every process running one of our binaries and reaps those
-// that are (or become) children of the test process. Launchers still
-// managed by os/exec must have been waited for before.
+// that are (or become) children of the test process, and the zombies of
+// ours that nobody reaped (a daemon's child, say). Launchers still managed
+// by os/exec must have been waited for before.
 func sweep() {
-	for round := 0; round < 100; round++ {
-		pids := ours()
-		for _, pid := range pids {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-		for _, pid := range pids {
-			if s, err := readStat(pid); err == nil && s.PPID == testPID {
-				reap(pid)
-			}
-		}
-		// Zombies of ours that nobody reaped (a daemon's child, say).
-		zombies := 0
-		for _, z := range zombiesOf(testPID) {
-			if ourComm(z.Comm) {
-				reap(z.PID)
-				zombies++
-			}
-		}
-		if len(pids) == 0 && zombies == 0 {
-			return
-		}
-	}
+	proctest.Sweep(buildDir, func(z proctest.Stat) bool { return ourComm(z.Comm) })
 }
 
 // killDaemon stops a daemon the test started and reaps it.
@@ -256,12 +192,12 @@ func killDaemon(pid int) {
 	if pid <= 0 {
 		return
 	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	exe, err := proctest.Exe(pid)
 	if err == nil && strings.HasPrefix(exe, buildDir+"/") {
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
-	if s, err := readStat(pid); err == nil && s.PPID == testPID && ourComm(s.Comm) {
-		reap(pid)
+	if s, err := proctest.ReadStat(pid); err == nil && s.PPID == testPID && ourComm(s.Comm) {
+		_, _ = proctest.Wait4(pid)
 	}
 }
 
@@ -321,13 +257,7 @@ type reportFIFO struct {
 func newReportFIFO(t *testing.T, dir string) *reportFIFO {
 	t.Helper()
 	path := filepath.Join(dir, "report.fifo")
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := proctest.OpenFIFO(t, path)
 	r := &reportFIFO{path: path, ch: make(chan report, 64)}
 	go func() {
 		sc := bufio.NewScanner(f)
@@ -339,7 +269,6 @@ func newReportFIFO(t *testing.T, dir string) *reportFIFO {
 			r.ch <- rep
 		}
 	}()
-	t.Cleanup(func() { f.Close() })
 	return r
 }
 
@@ -459,13 +388,7 @@ func (l *launcher) exited() bool {
 }
 
 // code is the launcher's exit status, 128+N for signal N.
-func (l *launcher) code() int {
-	ws := l.state.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ws.ExitStatus()
-}
+func (l *launcher) code() int { return proctest.ExitCode(l.state.Sys().(syscall.WaitStatus)) }
 
 // wait waits for the launcher to exit and returns its status.
 func (l *launcher) wait() int {
@@ -584,7 +507,7 @@ func waitDaemonExit(t *testing.T, pid int) unix.WaitStatus {
 		ok bool
 	}
 	ch := make(chan result, 1)
-	go func() { ws, ok := reap(pid); ch <- result{ws, ok} }()
+	go func() { ws, err := proctest.Wait4(pid); ch <- result{ws, err == nil} }()
 	select {
 	case res := <-ch:
 		if !res.ok {
@@ -647,13 +570,6 @@ func realTempDir(t *testing.T) string {
 	return dir
 }
 
-func mkfifo(t *testing.T, path string) {
-	t.Helper()
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func assertContains(t *testing.T, what, s string, subs ...string) {
 	t.Helper()
 	for _, sub := range subs {
@@ -666,7 +582,7 @@ func assertContains(t *testing.T, what, s string, subs ...string) {
 // assertNoneRunning checks that no process runs bin.
 func assertNoneRunning(t *testing.T, bin string) {
 	t.Helper()
-	if pids := processesRunning(bin); len(pids) != 0 {
+	if pids := proctest.ProcessesOf(bin); len(pids) != 0 {
 		t.Errorf("processes still running %s: %v", bin, pids)
 	}
 }
@@ -678,7 +594,7 @@ func assertGone(t *testing.T, pid int, what string) {
 		t.Errorf("%s: no pid", what)
 		return
 	}
-	if s, err := readStat(pid); err == nil {
+	if s, err := proctest.ReadStat(pid); err == nil {
 		t.Errorf("%s (pid %d) still exists: %+v", what, pid, s)
 	}
 }
@@ -796,7 +712,7 @@ func checkDaemon(t *testing.T, bin string, v variant) {
 	}
 
 	// Outside: /proc/<pid>/stat.
-	st := mustStat(t, pid)
+	st := proctest.MustStat(t, pid)
 	if st.PPID != testPID {
 		t.Errorf("ppid %d, want the test process %d (subreaper)", st.PPID, testPID)
 	}
@@ -811,17 +727,17 @@ func checkDaemon(t *testing.T, bin string, v variant) {
 	}
 
 	// No zombie: the launcher reaped the first child before it exited.
-	if s, err := readStat(child.PID); err == nil && s.State == 'Z' {
+	if s, err := proctest.ReadStat(child.PID); err == nil && s.State == 'Z' {
 		t.Errorf("the first child (pid %d) is a zombie: %+v", child.PID, s)
 	}
-	for _, z := range zombiesOf(testPID, l.pid()) {
+	for _, z := range proctest.Zombies(testPID, l.pid()) {
 		if ourComm(z.Comm) {
 			t.Errorf("zombie left: %+v", z)
 		}
 	}
 
 	// The fds.
-	fds, err := fdTargets(pid)
+	fds, err := proctest.FDs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -874,17 +790,17 @@ func checkDaemon(t *testing.T, bin string, v variant) {
 	}
 
 	// Working directory and umask.
-	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != wantCwd {
+	if cwd, err := proctest.Cwd(pid); err != nil || cwd != wantCwd {
 		t.Errorf("cwd %q (%v), want %q", cwd, err, wantCwd)
 	}
-	if got := statusOf(t, pid)["Umask"]; got != wantUmask {
+	if got := proctest.MustStatus(t, pid)["Umask"]; got != wantUmask {
 		t.Errorf("Umask %s, want %s", got, wantUmask)
 	}
 
 	// Signals: nothing ignored, nothing blocked. A thread may block all
 	// signals for an instant while it creates another, so poll.
 	var sig signalState
-	if !eventually(ioTimeout, func() bool {
+	if !proctest.Eventually(ioTimeout, func() bool {
 		s, err := readSignalState(pid)
 		sig = s
 		return err == nil && s.clean()
@@ -905,7 +821,7 @@ func checkDaemon(t *testing.T, bin string, v variant) {
 		// daemon writes there itself.
 		assertContains(t, "log file", string(b), starting, `testdaemon: request "ping"`)
 	}
-	if !alive(pid) {
+	if !proctest.Alive(pid) {
 		t.Errorf("daemon (pid %d) died", pid)
 	}
 }
@@ -944,10 +860,10 @@ func TestCarelessParentIsVisible(t *testing.T) {
 	if !blocked {
 		t.Errorf("want SIGUSR1 blocked in the runtime's threads without the reset: %v", sig)
 	}
-	if got := statusOf(t, pid)["Umask"]; got != "0037" {
+	if got := proctest.MustStatus(t, pid)["Umask"]; got != "0037" {
 		t.Errorf("Umask %s, want 0037 from sigwrap", got)
 	}
-	fds, err := fdTargets(pid)
+	fds, err := proctest.FDs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -967,7 +883,7 @@ func TestCarelessParentIsVisible(t *testing.T) {
 func TestLauncherExitsOnlyAfterReady(t *testing.T) {
 	dir := t.TempDir()
 	gate := filepath.Join(dir, "gate.fifo")
-	mkfifo(t, gate)
+	proctest.Mkfifo(t, gate)
 	pidPath := filepath.Join(dir, "d.pid")
 	l := launch(t, launchSpec{mode: "gate", env: []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + pidPath, "CDTEST_GATE=" + gate}})
 	r := l.report()
@@ -980,10 +896,10 @@ func TestLauncherExitsOnlyAfterReady(t *testing.T) {
 	if l.exited() {
 		t.Fatalf("launcher exited (%d) before the daemon was ready. Output:\n%s", l.code(), l.stderr())
 	}
-	if s := mustStat(t, l.pid()); s.State == 'Z' {
+	if s := proctest.MustStat(t, l.pid()); s.State == 'Z' {
 		t.Fatalf("launcher is a zombie before the daemon was ready: %+v", s)
 	}
-	if s := mustStat(t, pid); s.PPID != l.pid() {
+	if s := proctest.MustStat(t, pid); s.PPID != l.pid() {
 		t.Errorf("before ready, the daemon's ppid is %d, want the launcher %d (subreaper)", s.PPID, l.pid())
 	}
 	if got := pidFromFile(t, pidPath); got != pid {
@@ -1001,7 +917,7 @@ func TestLauncherExitsOnlyAfterReady(t *testing.T) {
 	}
 	defer g.Close()
 	l.waitReady()
-	if s := mustStat(t, pid); s.PPID != testPID {
+	if s := proctest.MustStat(t, pid); s.PPID != testPID {
 		t.Errorf("after ready, the daemon's ppid is %d, want the test %d", s.PPID, testPID)
 	}
 	if got := ping(t, r.Port); got != pid {
@@ -1032,8 +948,8 @@ func TestDaemonDoesNotWaitForItsLauncher(t *testing.T) {
 		// pidfd of the launcher. The kernel tells nobody, so poll.
 		re := regexp.MustCompile(`(?m)^Pid:\s+` + strconv.Itoa(l.pid()) + `$`)
 		for !l.exited() && !t.Failed() {
-			for _, pid := range childrenOf(l.pid()) {
-				fds, err := fdTargets(pid)
+			for _, pid := range proctest.Children(l.pid()) {
+				fds, err := proctest.FDs(pid)
 				if err != nil {
 					continue
 				}
@@ -1254,7 +1170,7 @@ func TestPIDFileRace(t *testing.T) {
 	if pid != r.PID {
 		t.Errorf("pid file holds %d, the daemon reported %d", pid, r.PID)
 	}
-	if got := processesRunning(bin); len(got) != 1 || got[0] != pid {
+	if got := proctest.ProcessesOf(bin); len(got) != 1 || got[0] != pid {
 		t.Errorf("processes running the daemon: %v, want just [%d]", got, pid)
 	}
 	re := regexp.MustCompile(`already running \(pid (\d+)\b`)
@@ -1274,11 +1190,7 @@ func TestStalePIDFileTakenOver(t *testing.T) {
 	dir := t.TempDir()
 	pidPath := filepath.Join(dir, "d.pid")
 	// The pid of a process that has exited and been reaped.
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
-		t.Fatal(err)
-	}
-	stale := gone.Process.Pid
+	stale := proctest.DeadPID(t)
 	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(stale)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,47 +1,15 @@
 package cdaemon_test
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-// openPTY opens a pseudo-terminal pair: the master and the slave
-// /dev/pts/N, both close-on-exec and neither becoming our controlling
-// terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	if _, err := os.Stat("/dev/ptmx"); errors.Is(err, fs.ErrNotExist) {
-		t.Skip("no /dev/ptmx on this machine")
-	}
-	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("open /dev/ptmx: %v", err)
-	}
-	master = os.NewFile(uintptr(m), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		t.Fatalf("unlockpt: %v", err)
-	}
-	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		t.Fatalf("ptsname: %v", err)
-	}
-	name := fmt.Sprintf("/dev/pts/%d", n)
-	s, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		master.Close()
-		t.Fatalf("open %s: %v", name, err)
-	}
-	return master, os.NewFile(uintptr(s), name)
-}
+	"github.com/cdaemon/cdaemon/internal/proctest"
+)
 
 // ttyNr is the device number of a terminal as /proc/<pid>/stat shows it
 // (the kernel's new_encode_dev).
@@ -59,14 +27,14 @@ func ttyNr(t *testing.T, f *os.File) int {
 // session leader. The daemon has no terminal, and survives the terminal's
 // hangup: the master and the slave are closed once the launcher is done.
 func TestDaemonSurvivesTerminalHangup(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := proctest.OpenPTY(t)
 	defer master.Close()
 	defer slave.Close()
 	tty := ttyNr(t, slave)
 
 	dir := t.TempDir()
 	gate := filepath.Join(dir, "gate.fifo")
-	mkfifo(t, gate)
+	proctest.Mkfifo(t, gate)
 	pidPath := filepath.Join(dir, "d.pid")
 	l := launch(t, launchSpec{
 		mode:  "gate",
@@ -80,10 +48,10 @@ func TestDaemonSurvivesTerminalHangup(t *testing.T) {
 
 	// While the daemon waits at the gate, the launcher holds the terminal
 	// and the daemon does not.
-	if s := mustStat(t, l.pid()); s.TTYNr != tty || s.Session != l.pid() {
+	if s := proctest.MustStat(t, l.pid()); s.TTYNr != tty || s.Session != l.pid() {
 		t.Errorf("launcher: tty_nr %d, session %d; want the pty %d and its own session %d", s.TTYNr, s.Session, tty, l.pid())
 	}
-	if s := mustStat(t, pid); s.TTYNr != 0 || s.Session == l.pid() {
+	if s := proctest.MustStat(t, pid); s.TTYNr != 0 || s.Session == l.pid() {
 		t.Errorf("daemon before ready: tty_nr %d, session %d; want no terminal and not the launcher's session", s.TTYNr, s.Session)
 	}
 	if r.DevTTYError == "" {
@@ -98,7 +66,7 @@ func TestDaemonSurvivesTerminalHangup(t *testing.T) {
 	l.waitReady()
 
 	// The daemon has no fd on the terminal.
-	fds, err := fdTargets(pid)
+	fds, err := proctest.FDs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +88,7 @@ func TestDaemonSurvivesTerminalHangup(t *testing.T) {
 	if got := ping(t, r.Port); got != pid {
 		t.Errorf("pong from %d, want %d", got, pid)
 	}
-	s := mustStat(t, pid)
+	s := proctest.MustStat(t, pid)
 	if s.State == 'Z' || s.TTYNr != 0 || s.PPID != testPID {
 		t.Errorf("daemon after the hangup: %+v; want alive, no terminal, ppid %d", s, testPID)
 	}

@@ -7,7 +7,6 @@ package gowrap_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cdaemon/cdaemon/gowrap"
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 // ctlEnv is the environment of the app in Control mode with a pid file.
@@ -53,7 +53,7 @@ func TestControlLifecycle(t *testing.T) {
 
 	ctl(t, h, env, gowrap.StatusNotRunning, "gwtestapp: not running\n", "status")
 	r, k := startCtl(t, h, env)
-	if got := readPIDFile(t, pidFile); got != r.PID {
+	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
 		t.Fatalf("pid file holds %d, want the daemon %d", got, r.PID)
 	}
 
@@ -83,16 +83,6 @@ func TestControlLifecycle(t *testing.T) {
 	ctl(t, h, env, 0, "gwtestapp: not running\n", "stop")
 }
 
-// deadPID returns the pid of a process that has exited and been reaped.
-func deadPID(t *testing.T) int {
-	t.Helper()
-	cmd := exec.Command("/bin/true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	return cmd.Process.Pid
-}
-
 // A pid file nobody holds: status says so (1); stop removes it; start
 // takes it over.
 func TestControlStalePIDFile(t *testing.T) {
@@ -102,7 +92,7 @@ func TestControlStalePIDFile(t *testing.T) {
 	env := ctlEnv(h, pidFile)
 	stale := func() {
 		t.Helper()
-		if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", deadPID(t))), 0o644); err != nil {
+		if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", proctest.DeadPID(t))), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +107,7 @@ func TestControlStalePIDFile(t *testing.T) {
 
 	stale()
 	r, k := startCtl(t, h, env)
-	if got := readPIDFile(t, pidFile); got != r.PID {
+	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
 		t.Errorf("pid file holds %d after start over a stale one, want %d", got, r.PID)
 	}
 	ctl(t, h, env, gowrap.StatusRunning, fmt.Sprintf("running (pid %d)", r.PID), "status")
@@ -142,7 +132,11 @@ func TestControlStopEscalatesToKill(t *testing.T) {
 			pidFile := filepath.Join(h.dir, "app.pid")
 			env := ctlEnv(h, pidFile, append(tc.env, "GWTEST_IGNORETERM=1")...)
 			r, k := startCtl(t, h, env)
-			if ign := sigIgnored(t, r.PID); ign&(1<<(unix.SIGTERM-1)) == 0 {
+			ign, err := proctest.MustStatus(t, r.PID).Mask("SigIgn")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ign&(1<<(unix.SIGTERM-1)) == 0 {
 				t.Fatalf("daemon %d does not ignore TERM (SigIgn %#x)", r.PID, ign)
 			}
 			out := ctl(t, h, env, 0, fmt.Sprintf("gwtestapp: killed (pid %d)\n", r.PID), tc.args...)
@@ -157,25 +151,6 @@ func TestControlStopEscalatesToKill(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sigIgnored(t *testing.T, pid int) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
-			var m uint64
-			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%x", &m); err != nil {
-				t.Fatal(err)
-			}
-			return m
-		}
-	}
-	t.Fatalf("no SigIgn in /proc/%d/status", pid)
-	return 0
 }
 
 // restart stops the daemon and starts a new one: exactly one runs after.
@@ -215,7 +190,7 @@ func TestControlRestart(t *testing.T) {
 	if pids := appProcesses(h.tag); len(pids) != 1 || pids[0] != r.PID {
 		t.Errorf("processes of the app after restart %v, want only %d", pids, r.PID)
 	}
-	if got := readPIDFile(t, pidFile); got != r.PID {
+	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
 		t.Errorf("pid file holds %d, want the new daemon %d", got, r.PID)
 	}
 	stopDaemon(t, k)

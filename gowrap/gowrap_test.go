@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cdaemon/cdaemon/cdaemon"
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 // deadline bounds how long a broken test hangs; nothing waits for it to
@@ -40,13 +41,8 @@ const deadline = 60 * time.Second
 const appName = "gwtestapp"
 
 var (
-	testPID  = os.Getpid()
-	buildDir string
-
-	buildOnce sync.Once
-	appBin    string
-	buildOut  []byte
-	buildErr  error
+	testPID = os.Getpid()
+	bins    proctest.Builds // the test program, built once
 )
 
 func TestMain(m *testing.M) {
@@ -54,10 +50,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "gowrap tests: unset CDAEMON to run them")
 		os.Exit(2)
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "gowrap tests: PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
+	proctest.MustSubreaper()
 	// The process tests mostly wait on other processes: run more of them
 	// at once than there are CPUs, unless -parallel says otherwise.
 	flag.Parse()
@@ -66,122 +59,35 @@ func TestMain(m *testing.M) {
 	if !explicit {
 		_ = flag.Set("test.parallel", "8")
 	}
-	var err error
-	if buildDir, err = os.MkdirTemp("", "gowrap-test-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	if n := sweep(); n > 0 {
+	// Every process of ours, and every zombie child of the test process
+	// (daemons reparented to it through the subreaper). Only now: no
+	// exec.Cmd may be waiting any more.
+	if n := proctest.Sweep(bins.Dir(), nil); n > 0 {
 		fmt.Fprintf(os.Stderr, "gowrap tests: %d processes were left behind; killed them\n", n)
 		if code == 0 {
 			code = 1
 		}
 	}
-	os.RemoveAll(buildDir)
+	bins.Remove()
 	os.Exit(code)
 }
 
 // app returns the path of the test program, building it on first use.
 func app(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		bin := filepath.Join(buildDir, appName)
-		cmd := exec.Command("go", "build", "-o", bin, "./testdata/app")
-		cmd.Env = cleanEnv()
-		buildOut, buildErr = cmd.CombinedOutput()
-		if buildErr == nil {
-			appBin = bin
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building testdata/app: %v\n%s", buildErr, buildOut)
-	}
-	return appBin
+	return bins.Go(t, appName, "./testdata/app")
 }
 
 // cleanEnv is the test's environment without anything that changes how
 // the app behaves.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "CDAEMON", strings.HasPrefix(k, "CDAEMON_"), strings.HasPrefix(k, "GWTEST_"),
-			strings.HasPrefix(k, "LISTEN_"), strings.HasPrefix(k, "WATCHDOG_"),
-			k == "NOTIFY_SOCKET", k == "INVOCATION_ID", k == "GOWRAP_REEXEC_CHILD":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// ---------------------------------------------------------------------------
-// /proc
-
-type procStat struct {
-	State     byte
-	PPID      int
-	PGRP      int
-	Session   int
-	StartTime uint64 // clock ticks after boot
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	end := bytes.LastIndexByte(b, ')')
-	if end < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed %q", pid, b)
-	}
-	f := strings.Fields(string(b[end+1:]))
-	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: too few fields %q", pid, b)
-	}
-	s := procStat{State: f[0][0]}
-	for i, p := range []*int{&s.PPID, &s.PGRP, &s.Session} {
-		if *p, err = strconv.Atoi(f[i+1]); err != nil {
-			return procStat{}, fmt.Errorf("/proc/%d/stat: %v", pid, err)
-		}
-	}
-	if s.StartTime, err = strconv.ParseUint(f[19], 10, 64); err != nil {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: starttime: %v", pid, err)
-	}
-	return s, nil
-}
-
-func mustStat(t *testing.T, pid int) procStat {
-	t.Helper()
-	s, err := readStat(pid)
-	if err != nil {
-		t.Fatalf("stat of pid %d: %v", pid, err)
-	}
-	return s
-}
-
-func alive(pid int) bool {
-	s, err := readStat(pid)
-	return err == nil && s.State != 'Z' && s.State != 'X'
-}
+func cleanEnv() []string { return proctest.CleanEnv("GWTEST_") }
 
 // appProcesses returns the live processes running the test program whose
 // environment holds all of want ("K=V" entries); with none, all of them.
 func appProcesses(want ...string) []int {
 	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == testPID {
-			continue
-		}
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err != nil || !strings.HasPrefix(exe, buildDir+"/") {
-			continue
-		}
+	for _, pid := range proctest.ProcessesIn(bins.Dir()) {
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 		if err != nil {
 			continue
@@ -194,61 +100,11 @@ func appProcesses(want ...string) []int {
 		for _, w := range want {
 			ok = ok && have[w]
 		}
-		if ok && alive(pid) {
+		if ok && proctest.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
-}
-
-func exeLink(pid int) string {
-	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return exe
-}
-
-// reap waits for pid, a child of the test process.
-func reap(pid int) (unix.WaitStatus, error) {
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		return ws, err
-	}
-}
-
-// sweep kills every process running a binary of ours, reaps it, and reaps
-// every zombie child of the test process (daemons reparented to it through
-// the subreaper); it returns how many of ours were alive. Only for
-// TestMain: no exec.Cmd may be waiting any more.
-func sweep() int {
-	n := 0
-	for round := 0; round < 100; round++ {
-		pids := appProcesses()
-		n += len(pids)
-		for _, pid := range pids {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-		reaped := 0
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			s, err := readStat(pid)
-			if err == nil && s.PPID == testPID && (s.State == 'Z' || strings.HasPrefix(exeLink(pid), buildDir+"/")) {
-				if _, err := reap(pid); err == nil {
-					reaped++
-				}
-			}
-		}
-		if len(pids) == 0 && reaped == 0 {
-			break
-		}
-	}
-	return n
 }
 
 // ---------------------------------------------------------------------------
@@ -312,15 +168,9 @@ func newHarness(t *testing.T) *harness {
 		fifo:    filepath.Join(dir, "report.fifo"),
 		reports: make(chan report, 256),
 	}
-	if err := unix.Mkfifo(h.fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// Held open for reading and writing: a writer's open never blocks and
 	// the reader sees no EOF between two writers.
-	f, err := os.OpenFile(h.fifo, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := proctest.OpenFIFO(t, h.fifo)
 	h.fifoF = f
 	go func() {
 		sc := bufio.NewScanner(f)
@@ -336,7 +186,6 @@ func newHarness(t *testing.T) *harness {
 	}()
 	t.Cleanup(func() {
 		h.cleanup()
-		f.Close()
 		os.RemoveAll(dir)
 	})
 	return h
@@ -370,8 +219,8 @@ func (h *harness) cleanup() {
 				h.t.Errorf("process %d was left behind", pid)
 			}
 			_ = unix.Kill(pid, unix.SIGKILL)
-			if s, err := readStat(pid); err == nil && s.PPID == testPID {
-				_, _ = reap(pid)
+			if s, err := proctest.ReadStat(pid); err == nil && s.PPID == testPID {
+				_, _ = proctest.Wait4(pid)
 			}
 		}
 	}
@@ -456,7 +305,7 @@ func (p *proc) wait() int {
 		<-p.done
 		p.h.t.Fatalf("%v (pid %d) still running after %v; killed it. Output:\n%s", p.cmd.Args, p.pid(), deadline, p.output())
 	}
-	return exitCode(p.ws)
+	return proctest.ExitCode(p.ws)
 }
 
 // waitCode fails the test unless the process exits with want.
@@ -465,13 +314,6 @@ func (p *proc) waitCode(want int) {
 	if got := p.wait(); got != want {
 		p.h.t.Fatalf("%v exited %d, want %d. Output:\n%s", p.cmd.Args[1:], got, want, p.output())
 	}
-}
-
-func exitCode(ws syscall.WaitStatus) int {
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ws.ExitStatus()
 }
 
 // run runs the app to completion and returns its status and output.
@@ -493,7 +335,7 @@ type kid struct {
 // adopt takes a daemon the test process is now the parent of.
 func (h *harness) adopt(pid int) *kid {
 	h.t.Helper()
-	if s := mustStat(h.t, pid); s.PPID != testPID {
+	if s := proctest.MustStat(h.t, pid); s.PPID != testPID {
 		h.t.Fatalf("pid %d: ppid %d, want the test process %d (subreaper)", pid, s.PPID, testPID)
 	}
 	k := &kid{pid: pid, done: make(chan struct{})}
@@ -501,7 +343,7 @@ func (h *harness) adopt(pid int) *kid {
 	h.kids = append(h.kids, k)
 	h.mu.Unlock()
 	go func() {
-		k.ws, k.err = reap(pid)
+		k.ws, k.err = proctest.Wait4(pid)
 		close(k.done)
 	}()
 	return k
@@ -528,7 +370,7 @@ func (k *kid) wait(t *testing.T) int {
 	if k.err != nil {
 		t.Fatalf("wait4 %d: %v", k.pid, k.err)
 	}
-	return exitCode(syscall.WaitStatus(k.ws))
+	return proctest.ExitCode(syscall.WaitStatus(k.ws))
 }
 
 // next returns the next report. If watch exits with a non-zero status
@@ -550,14 +392,14 @@ func (h *harness) next(watch *proc) report {
 				h.t.Fatalf("report %q: %s", r.raw, r.Err)
 			case flushEvent:
 				if flushed && r.Count == flushN {
-					h.t.Fatalf("%v exited %d before the report. Output:\n%s", watch.cmd.Args[1:], exitCode(watch.ws), watch.output())
+					h.t.Fatalf("%v exited %d before the report. Output:\n%s", watch.cmd.Args[1:], proctest.ExitCode(watch.ws), watch.output())
 				}
 				continue // from an earlier call
 			}
 			return r
 		case <-done:
 			done = nil
-			if exitCode(watch.ws) != 0 {
+			if proctest.ExitCode(watch.ws) != 0 {
 				// What it wrote before it exited is ahead of this line
 				// in the FIFO: a report, if any, comes first.
 				flushN = int(h.flushes.Add(1))
@@ -604,15 +446,7 @@ type gate struct {
 func (h *harness) gate() *gate {
 	h.t.Helper()
 	path := filepath.Join(h.dir, "gate.fifo")
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		h.t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { f.Close() })
-	return &gate{path: path, f: f}
+	return &gate{path: path, f: proctest.OpenFIFO(h.t, path)}
 }
 
 func (g *gate) env() string { return "GWTEST_GATE=" + g.path }
@@ -622,19 +456,6 @@ func (g *gate) open(t *testing.T) {
 	if _, err := g.f.WriteString("go\n"); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func readPIDFile(t *testing.T, path string) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("pid file: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("pid file %s holds %q", path, b)
-	}
-	return pid
 }
 
 func initLines(t *testing.T, path string) []int {
@@ -654,18 +475,9 @@ func initLines(t *testing.T, path string) []int {
 	return pids
 }
 
-func cmdline(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func exeOf(t *testing.T, pid int) string {
 	t.Helper()
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	exe, err := proctest.Exe(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -701,7 +513,7 @@ func TestDaemonizePreRuntime(t *testing.T) {
 
 	// The launcher waits for Ready: both are alive now.
 	if l.exited() {
-		t.Fatalf("launcher exited %d before Ready. Output:\n%s", exitCode(l.ws), l.output())
+		t.Fatalf("launcher exited %d before Ready. Output:\n%s", proctest.ExitCode(l.ws), l.output())
 	}
 	if r.PID == l.pid() {
 		t.Fatalf("daemon pid %d is the launcher's: nothing forked", r.PID)
@@ -716,18 +528,18 @@ func TestDaemonizePreRuntime(t *testing.T) {
 	if exe := exeOf(t, r.PID); exe != bin {
 		t.Errorf("daemon /proc/%d/exe = %q, want %q", r.PID, exe, bin)
 	}
-	if a, b := cmdline(t, l.pid()), cmdline(t, r.PID); a != b {
+	if a, b := proctest.ReadFile(t, l.pid(), "cmdline"), proctest.ReadFile(t, r.PID, "cmdline"); a != b {
 		t.Errorf("argv of launcher %q and daemon %q differ", a, b)
 	}
 	// Forked, not started anew. starttime is in clock ticks, so a fork in
 	// the same tick gives an equal value: after or equal.
-	if ls, ds := mustStat(t, l.pid()), mustStat(t, r.PID); ds.StartTime < ls.StartTime {
+	if ls, ds := proctest.MustStat(t, l.pid()), proctest.MustStat(t, r.PID); ds.StartTime < ls.StartTime {
 		t.Errorf("daemon starttime %d is before the launcher's %d", ds.StartTime, ls.StartTime)
 	}
 	if got := initLines(t, initLog); len(got) != 1 || got[0] != r.PID {
 		t.Errorf("init() ran in %v, want once, in the daemon %d", got, r.PID)
 	}
-	if got := readPIDFile(t, pidFile); got != r.PID {
+	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
 		t.Errorf("pid file holds %d, want the daemon %d", got, r.PID)
 	}
 
@@ -735,7 +547,7 @@ func TestDaemonizePreRuntime(t *testing.T) {
 	l.waitCode(0)
 	h.expect(nil, "ready")
 	k := h.adopt(r.PID)
-	s := mustStat(t, r.PID)
+	s := proctest.MustStat(t, r.PID)
 	if s.Session == r.PID || s.PGRP == r.PID {
 		t.Errorf("daemon %d: session %d, group %d: a session or group leader", r.PID, s.Session, s.PGRP)
 	}
@@ -760,7 +572,7 @@ func TestDaemonizeExecInPlace(t *testing.T) {
 	l := h.start(h.env("GWTEST_MODE=daemonize", "GWTEST_INITLOG="+initLog, "GWTEST_PIDFILE="+pidFile, g.env()), "-d")
 	r := h.expect(l, "started")
 	if l.exited() {
-		t.Fatalf("launcher exited %d before Ready. Output:\n%s", exitCode(l.ws), l.output())
+		t.Fatalf("launcher exited %d before Ready. Output:\n%s", proctest.ExitCode(l.ws), l.output())
 	}
 	if r.Mode != "pre-runtime" {
 		t.Errorf("Mode() = %q, want pre-runtime", r.Mode)
@@ -788,14 +600,14 @@ func TestDaemonizeExecInPlace(t *testing.T) {
 	l.waitCode(0)
 	h.expect(nil, "ready")
 	k := h.adopt(r.PID) // ppid == the test process, through the subreaper
-	s := mustStat(t, r.PID)
+	s := proctest.MustStat(t, r.PID)
 	if s.Session == r.PID || s.PGRP == r.PID {
 		t.Errorf("daemon %d: session %d, group %d: want neither a session nor a group leader", r.PID, s.Session, s.PGRP)
 	}
-	if s.Session == mustStat(t, testPID).Session {
+	if s.Session == proctest.MustStat(t, testPID).Session {
 		t.Errorf("daemon %d is still in the test's session %d", r.PID, s.Session)
 	}
-	if got := readPIDFile(t, pidFile); got != r.PID {
+	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
 		t.Errorf("pid file holds %d, want the daemon %d", got, r.PID)
 	}
 	if got := initLines(t, initLog); len(got) != 2 {
@@ -832,7 +644,7 @@ func TestDaemonizeSupervised(t *testing.T) {
 				t.Errorf("Supervisor() = %q, want %q", r.Supervisor, tc.supervisor)
 			}
 			h.expect(p, "ready")
-			if got := readPIDFile(t, pidFile); got != p.pid() {
+			if got := proctest.ReadPIDFile(t, pidFile); got != p.pid() {
 				t.Errorf("pid file holds %d, want %d", got, p.pid())
 			}
 			if got := initLines(t, initLog); len(got) != 1 || got[0] != p.pid() {
@@ -893,13 +705,13 @@ func TestDaemonizeAppliesOptions(t *testing.T) {
 				}
 			}
 			pidFile := filepath.Join(h.dir, "app.pid")
-			if got := readPIDFile(t, pidFile); got != r.PID || r.PIDFile != pidFile {
+			if got := proctest.ReadPIDFile(t, pidFile); got != r.PID || r.PIDFile != pidFile {
 				t.Errorf("pid file %q holds %d; want %q holding %d", r.PIDFile, got, pidFile, r.PID)
 			}
-			if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", r.PID)); err != nil || cwd != filepath.Join(h.dir, "work") {
+			if cwd, err := proctest.Cwd(r.PID); err != nil || cwd != filepath.Join(h.dir, "work") {
 				t.Errorf("working directory %q, %v; want %q", cwd, err, filepath.Join(h.dir, "work"))
 			}
-			if umask := procStatus(t, r.PID, "Umask"); umask != "0077" {
+			if umask := proctest.MustStatus(t, r.PID)["Umask"]; umask != "0077" {
 				t.Errorf("umask %s, want 0077", umask)
 			}
 			stop()
@@ -913,21 +725,6 @@ func TestDaemonizeAppliesOptions(t *testing.T) {
 			}
 		})
 	}
-}
-
-func procStatus(t *testing.T, pid int, key string) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", key, pid)
-	return ""
 }
 
 // Reexec, go-daemon's way: the parent starts a copy with Setsid and exits 0
@@ -954,7 +751,7 @@ func TestDaemonizeReexec(t *testing.T) {
 	if r.SID != r.PID {
 		t.Errorf("child %d: session %d, want a session leader (one fork: the documented weakness)", r.PID, r.SID)
 	}
-	if got := readPIDFile(t, pidFile); got != r.PID {
+	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
 		t.Errorf("pid file holds %d, want the child %d", got, r.PID)
 	}
 	// The binary ran twice from the start: init() in the parent and child.
@@ -1075,7 +872,7 @@ func TestPIDFileHeld(t *testing.T) {
 			t.Errorf("exit %d, want %d with \"already running (pid %d\". Output:\n%s", code, cdaemon.ExitRunning, r.PID, out)
 		}
 	})
-	if got := readPIDFile(t, pidFile); got != r.PID {
+	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
 		t.Errorf("pid file holds %d after the failed starts, want %d", got, r.PID)
 	}
 	if pids := appProcesses(h.tag); len(pids) != 1 || pids[0] != r.PID {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 // request opens a connection to the daemon and reads its Hello: from here
@@ -82,7 +84,7 @@ func TestGracefulStop(t *testing.T) {
 	if code := k.wait(t); code != 0 {
 		t.Errorf("daemon exited %d, want 0", code)
 	}
-	if _, err := readStat(r.PID); err == nil {
+	if _, err := proctest.ReadStat(r.PID); err == nil {
 		t.Errorf("daemon %d still exists", r.PID)
 	}
 }

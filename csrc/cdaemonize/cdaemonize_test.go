@@ -19,14 +19,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 const (
@@ -43,15 +43,7 @@ func TestMain(m *testing.M) {
 		notifyHelper()
 		return
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
+	proctest.Main(m, bins.Remove)
 }
 
 // notifyHelper is the program of TestNotifySocket: it waits for a line on
@@ -84,62 +76,14 @@ func notifyHelper() {
 	os.Exit(0)
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildOut  []byte
-	buildErr  error
-)
+// bins builds the tool once for all the tests.
+var bins proctest.Builds
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// cdaemonize builds the tool once, with gcc from the sources (as the
-// Makefile does, but into a temporary directory).
+// cdaemonize builds the tool with gcc from the sources (as the Makefile
+// does, but into a temporary directory).
 func cdaemonize(t *testing.T) string {
 	t.Helper()
-	root := repoRoot(t)
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "cdaemonize-test-"); buildErr != nil {
-			return
-		}
-		srcs, _ := filepath.Glob(filepath.Join(root, "csrc", "*.c"))
-		args := append([]string{"-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
-			"-I" + filepath.Join(root, "csrc"), "-o", filepath.Join(binDir, "cdaemonize"),
-			filepath.Join(root, "csrc", "cdaemonize", "cdaemonize.c")}, srcs...)
-		buildOut, buildErr = exec.Command("gcc", args...).CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("gcc: %v\n%s", buildErr, buildOut)
-	}
-	return filepath.Join(binDir, "cdaemonize")
-}
-
-// env is the test's environment without what changes a launcher's ways.
-func env(extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CDAEMON") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") &&
-			!strings.HasPrefix(kv, "LISTEN_") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, extra...)
+	return bins.C(t, "cdaemonize", "csrc/cdaemonize/cdaemonize.c", "csrc/*.c")
 }
 
 type result struct {
@@ -150,92 +94,27 @@ type result struct {
 // run runs cdaemonize to its end and returns its exit status and output.
 func run(t *testing.T, configure func(*exec.Cmd), args ...string) result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(cdaemonize(t), args...)
-	cmd.Env = env()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = proctest.CleanEnv()
 	if configure != nil {
 		configure(cmd)
 	}
-	err := cmd.Run()
+	stdout, stderr, err := proctest.Output(cmd)
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("cdaemonize %q: %v", args, err)
 	}
-	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+	return result{cmd.ProcessState.ExitCode(), stdout, stderr}
 }
 
-// daemon is a process reparented to us; it is killed and reaped when the
-// test ends.
-type daemon struct {
-	pid    int
-	reaped bool
-}
-
-func adopt(t *testing.T, pid int) *daemon {
-	d := &daemon{pid: pid}
-	t.Cleanup(func() {
-		if !d.reaped {
-			unix.Kill(pid, unix.SIGKILL)
-			d.reap(t)
-		}
-	})
-	return d
-}
-
-func (d *daemon) reap(t *testing.T) unix.WaitStatus {
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(d.pid, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		d.reaped = true
-		if err != nil {
-			t.Errorf("wait4 %d: %v", d.pid, err)
-		}
-		return ws
+// stop sends TERM to a `sleep` daemon and checks that it died of it.
+func stop(t *testing.T, d *proctest.Child) {
+	if err := unix.Kill(d.PID, unix.SIGTERM); err != nil {
+		t.Errorf("kill %d: %v", d.PID, err)
 	}
-}
-
-func (d *daemon) stop(t *testing.T) {
-	if err := unix.Kill(d.pid, unix.SIGTERM); err != nil {
-		t.Errorf("kill %d: %v", d.pid, err)
+	if ws := d.Wait(t); !ws.Signaled() || ws.Signal() != unix.SIGTERM {
+		t.Errorf("daemon %d: wait status %#x, want killed by SIGTERM", d.PID, ws)
 	}
-	if ws := d.reap(t); !ws.Signaled() || ws.Signal() != unix.SIGTERM {
-		t.Errorf("daemon %d: wait status %#x, want killed by SIGTERM", d.pid, ws)
-	}
-}
-
-func readPID(t *testing.T, path string) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		t.Fatalf("pid file %s holds %q", path, b)
-	}
-	return pid
-}
-
-func proc(t *testing.T, pid int, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// procStat returns state, ppid, pgrp and session from /proc/<pid>/stat.
-func procStat(t *testing.T, pid int) (state string, ppid, pgrp, sid int) {
-	t.Helper()
-	s := proc(t, pid, "stat")
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
-	return f[0], atoi(f[1]), atoi(f[2]), atoi(f[3])
 }
 
 // waitSleep waits until pid runs `sleep 60`. The launcher may exit as soon
@@ -243,52 +122,27 @@ func procStat(t *testing.T, pid int) (state string, ppid, pgrp, sid int) {
 // the new command line, and nothing tells us when it has: /proc is polled.
 func waitSleep(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(hang)
-	for {
-		cmdline := proc(t, pid, "cmdline")
-		if cmdline == "sleep\x0060\x00" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon %d runs %q, want sleep 60", pid, cmdline)
-		}
-		time.Sleep(time.Millisecond)
+	var cmdline string
+	if !proctest.Eventually(hang, func() bool {
+		cmdline = proctest.ReadFile(t, pid, "cmdline")
+		return cmdline == "sleep\x0060\x00"
+	}) {
+		t.Fatalf("the daemon %d runs %q, want sleep 60", pid, cmdline)
 	}
 }
 
 // checkDaemon checks a running `sleep 60` daemon from outside: its command
-// line, its session, its fds 0-2, and that the inherited file is closed.
+// line, its session, its working directory, its fds 0-2, and that the
+// inherited file is closed.
 func checkDaemon(t *testing.T, pid int, stdio [3]string, inherited string) {
 	t.Helper()
 	waitSleep(t, pid)
-	_, ppid, pgrp, sid := procStat(t, pid)
-	if sid == pid || pgrp != sid {
-		t.Errorf("pid %d pgrp %d sid %d: want a session it does not lead", pid, pgrp, sid)
-	}
-	if ppid != os.Getpid() {
-		t.Errorf("ppid %d, want the subreaper %d", ppid, os.Getpid())
-	}
-	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); cwd != "/" {
-		t.Errorf("cwd %q (%v), want /", cwd, err)
-	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fd := range fds {
-		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if link == inherited {
-			t.Errorf("fd %s: the inherited file %s is open in the daemon", fd.Name(), inherited)
-		}
-		if n, _ := strconv.Atoi(fd.Name()); n <= 2 && link != stdio[n] {
-			t.Errorf("fd %d -> %s, want %s", n, link, stdio[n])
-		}
-	}
+	proctest.CheckDetached(t, pid, stdio, inherited)
 }
 
 // startSleep starts `cdaemonize [args] -- sleep 60` with an inherited fd 3,
 // expects exit 0 and returns the daemon's pid from the pid file.
-func startSleep(t *testing.T, pidFile, inherited string, args ...string) *daemon {
+func startSleep(t *testing.T, pidFile, inherited string, args ...string) *proctest.Child {
 	t.Helper()
 	f, err := os.Create(inherited)
 	if err != nil {
@@ -300,7 +154,7 @@ func startSleep(t *testing.T, pidFile, inherited string, args ...string) *daemon
 	if r.code != 0 {
 		t.Fatalf("cdaemonize %q: exit %d\n%s", argv, r.code, r.stderr)
 	}
-	return adopt(t, readPID(t, pidFile))
+	return proctest.Adopt(t, proctest.ReadPIDFile(t, pidFile))
 }
 
 // The daemon is `sleep` itself (exec'd in the daemon): the pid file holds
@@ -311,14 +165,14 @@ func TestSleep(t *testing.T) {
 	pidFile := filepath.Join(dir, "sleep.pid")
 	inherited := filepath.Join(dir, "inherited")
 	d := startSleep(t, pidFile, inherited)
-	checkDaemon(t, d.pid, [3]string{"/dev/null", "/dev/null", "/dev/null"}, inherited)
+	checkDaemon(t, d.PID, [3]string{"/dev/null", "/dev/null", "/dev/null"}, inherited)
 
 	// Already running: decided by the pid file's lock, which sleep holds.
 	r := run(t, nil, "-p", pidFile, "--", "sleep", "60")
-	if r.code != exitRunning || !strings.Contains(r.stderr, fmt.Sprintf("already running (pid %d", d.pid)) {
-		t.Errorf("second start: exit %d, stderr %q; want %d naming pid %d", r.code, r.stderr, exitRunning, d.pid)
+	if r.code != exitRunning || !strings.Contains(r.stderr, fmt.Sprintf("already running (pid %d", d.PID)) {
+		t.Errorf("second start: exit %d, stderr %q; want %d naming pid %d", r.code, r.stderr, exitRunning, d.PID)
 	}
-	d.stop(t)
+	stop(t, d)
 }
 
 // With -l, stdout and stderr are the log file.
@@ -328,8 +182,8 @@ func TestSleepLog(t *testing.T) {
 	log := filepath.Join(dir, "sleep.log")
 	inherited := filepath.Join(dir, "inherited")
 	d := startSleep(t, filepath.Join(dir, "sleep.pid"), inherited, "-l", log)
-	checkDaemon(t, d.pid, [3]string{"/dev/null", log, log}, inherited)
-	d.stop(t)
+	checkDaemon(t, d.PID, [3]string{"/dev/null", log, log}, inherited)
+	stop(t, d)
 }
 
 func TestUsage(t *testing.T) {
@@ -382,9 +236,7 @@ func TestMissingProgram(t *testing.T) {
 func fifo(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "go.fifo")
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	proctest.Mkfifo(t, path)
 	return path
 }
 
@@ -428,18 +280,17 @@ func rendezvous(t *testing.T, path string, exited <-chan error) *os.File {
 // stillRunning reports whether our child pid has not exited (a zombie we
 // have not waited for yet shows state Z).
 func stillRunning(t *testing.T, pid int) bool {
-	state, _, _, _ := procStat(t, pid)
-	return state != "Z"
+	return proctest.MustStat(t, pid).State != 'Z'
 }
 
 // startNotify starts cdaemonize --notify with the program, which waits on
 // the FIFO, then checks that cdaemonize is still waiting, lets the program
 // notify, and expects exit 0.
-func startNotify(t *testing.T, pidFile, fifoPath string, extraEnv []string, program ...string) *daemon {
+func startNotify(t *testing.T, pidFile, fifoPath string, extraEnv []string, program ...string) *proctest.Child {
 	t.Helper()
 	var stderr bytes.Buffer
 	cmd := exec.Command(cdaemonize(t), append([]string{"--notify", "-p", pidFile, "--"}, program...)...)
-	cmd.Env = env(extraEnv...)
+	cmd.Env = append(proctest.CleanEnv(), extraEnv...)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -468,7 +319,7 @@ func startNotify(t *testing.T, pidFile, fifoPath string, extraEnv []string, prog
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("cdaemonize --notify: %v\n%s", err, stderr.String())
 	}
-	return adopt(t, readPID(t, pidFile))
+	return proctest.Adopt(t, proctest.ReadPIDFile(t, pidFile))
 }
 
 // --notify: the program writes a line to fd 3 (s6's notification-fd).
@@ -480,8 +331,8 @@ func TestNotifyFD(t *testing.T) {
 		"sh", "-c", `read line < "$0" && echo ready >&3 && exec sleep 60`, path)
 	// sh notified, then execs sleep in place: the pid in the pid file
 	// becomes sleep.
-	waitSleep(t, d.pid)
-	d.stop(t)
+	waitSleep(t, d.PID)
+	stop(t, d)
 }
 
 // --notify: the program sends READY=1 to $NOTIFY_SOCKET (sd_notify(3)),
@@ -496,14 +347,14 @@ func TestNotifySocket(t *testing.T) {
 	path := fifo(t)
 	d := startNotify(t, pidFile, path,
 		[]string{"CDAEMONIZE_TEST_HELPER=notify", "CDAEMONIZE_TEST_FIFO=" + path}, self)
-	environ := proc(t, d.pid, "environ")
+	environ := proctest.ReadFile(t, d.PID, "environ")
 	if m := regexp.MustCompile(`(?:^|\x00)NOTIFY_SOCKET=([^\x00]*)`).FindStringSubmatch(environ); m == nil || !strings.HasPrefix(m[1], "@") {
 		t.Errorf("the program's NOTIFY_SOCKET: %q, want an abstract socket (@...)", m)
 	}
-	if err := unix.Kill(d.pid, unix.SIGTERM); err != nil {
+	if err := unix.Kill(d.PID, unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if ws := d.reap(t); !ws.Exited() || ws.ExitStatus() != 0 {
+	if ws := d.Wait(t); !ws.Exited() || ws.ExitStatus() != 0 {
 		t.Errorf("helper: wait status %#x, want exit 0", ws)
 	}
 }

@@ -1,59 +1,30 @@
 package forkwait_test
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// repoRoot is the module root above the test's working directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/cdaemon/cdaemon/internal/proctest"
+)
 
 func build(t *testing.T) string {
 	t.Helper()
-	root := repoRoot(t)
-	bin := filepath.Join(t.TempDir(), "forkwait")
-	cmd := exec.Command("gcc", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
-		"-I"+filepath.Join(root, "csrc"), "-o", bin,
-		filepath.Join(root, "examples", "forkwait", "forkwait.c"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return proctest.CBuild(t, "forkwait", "examples/forkwait/forkwait.c")
 }
 
 // run runs the program with stdout on a pipe, as `forkwait | cat` does.
 func run(t *testing.T, bin string, args ...string) (pid int, lines []string) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v\nstderr: %s", err, stderr.String())
+	stdout, stderr, err := proctest.Output(cmd)
+	if err != nil {
+		t.Fatalf("%v\nstderr: %s", err, stderr)
 	}
-	t.Logf("forkwait %s:\n%s", strings.Join(args, " "), stdout.String())
-	return cmd.Process.Pid, strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	t.Logf("forkwait %s:\n%s", strings.Join(args, " "), stdout)
+	return cmd.Process.Pid, strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 }
 
 // find returns the index of the one line matching re, and its submatch.

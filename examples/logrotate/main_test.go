@@ -13,28 +13,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 // The test process is a child subreaper, so the daemon is reparented to it
 // and reaped by it; the umask is fixed so that file modes are known.
 func TestMain(m *testing.M) {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
 	unix.Umask(0o022)
-	os.Exit(m.Run())
-}
-
-func env() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CDAEMON") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") &&
-			!strings.HasPrefix(kv, "LISTEN_") && !strings.HasPrefix(kv, "INVOCATION_ID=") {
-			out = append(out, kv)
-		}
-	}
-	return out
+	proctest.Main(m)
 }
 
 // watcher wakes up on changes in a directory (inotify): the test waits for
@@ -94,10 +81,7 @@ func numbers(t *testing.T, path string) []int {
 }
 
 func TestLogRotate(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "logrotate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := proctest.GoBuild(t, "logrotate", ".")
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "app.log")
 	pidPath := filepath.Join(dir, "app.pid")
@@ -105,38 +89,13 @@ func TestLogRotate(t *testing.T) {
 
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "-log", logPath, "-pid", pidPath)
-	cmd.Env = env()
+	cmd.Env = proctest.CleanEnv()
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil { // 0: the daemon called Ready
 		t.Fatalf("launcher: %v\n%s", err, out.String())
 	}
-	b, err := os.ReadFile(pidPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 {
-		t.Fatalf("pid file %q", b)
-	}
-	reaped := false
-	reap := func() unix.WaitStatus {
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
-				if err != nil {
-					t.Errorf("wait4 %d: %v", pid, err)
-				}
-				reaped = true
-				return ws
-			}
-		}
-	}
-	defer func() {
-		if !reaped {
-			unix.Kill(pid, unix.SIGKILL)
-			reap()
-		}
-	}()
+	pid := proctest.ReadPIDFile(t, pidPath)
+	daemon := proctest.Adopt(t, pid)
 
 	// Rotate ten times, logrotate's way: rename, then HUP. Each time wait
 	// until the daemon writes a numbered line into the new file.
@@ -155,7 +114,7 @@ func TestLogRotate(t *testing.T) {
 	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if ws := reap(); !ws.Exited() || ws.ExitStatus() != 0 {
+	if ws := daemon.Wait(t); !ws.Exited() || ws.ExitStatus() != 0 {
 		t.Errorf("after SIGTERM: wait status %#x, want exit 0", ws)
 	}
 

@@ -1,8 +1,8 @@
 package main
 
-// End-to-end tests of the prefork master with real processes. TestMain
-// builds the example (as "prefork") and a variant with test behaviours
-// (testdata/worker, as "pfworker") once; every test runs them the way an
+// End-to-end tests of the prefork master with real processes. The example
+// (as "prefork") and a variant with test behaviours (testdata/worker, as
+// "pfworker") are built once, on first use; every test runs them the way an
 // operator would, CDAEMON=1 in the environment, and checks from outside:
 // /proc, the master's log, the pid file, sockets and exit statuses.
 //
@@ -27,7 +27,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,55 +35,38 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 // deadline bounds how long a broken test waits for anything; nothing
 // waits for it to pass. The machine may be slow and shared.
 const deadline = 30 * time.Second
 
-var (
-	testPID    = os.Getpid()
-	buildDir   string
-	exampleBin string // examples/prefork, built as "prefork"
-	variantBin string // testdata/worker, built as "pfworker"
+var testPID = os.Getpid()
+
+// The two programs under test.
+const (
+	example = "prefork"  // examples/prefork
+	variant = "pfworker" // testdata/worker, with test behaviours
 )
+
+var bins proctest.Builds
+
+// bin returns the path of a program under test, building it on first use.
+func bin(t *testing.T, name string) string {
+	t.Helper()
+	pkg := map[string]string{example: ".", variant: "./testdata/worker"}[name]
+	return bins.Go(t, name, pkg)
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv("CDAEMON") != "" {
 		fmt.Fprintln(os.Stderr, "prefork tests: unset CDAEMON to run them")
 		os.Exit(2)
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "prefork tests: PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
-	var err error
-	if buildDir, err = os.MkdirTemp("", "prefork-test-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	exampleBin = filepath.Join(buildDir, "prefork")
-	variantBin = filepath.Join(buildDir, "pfworker")
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, b := range []struct{ out, pkg string }{{exampleBin, "."}, {variantBin, "./testdata/worker"}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-			cmd.Env = cleanEnv()
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	code := 1
-	if err := errors.Join(errs...); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
-		code = m.Run()
-	}
+	proctest.MustSubreaper()
+	code := m.Run()
 	if n := sweep(); n > 0 {
 		fmt.Fprintf(os.Stderr, "prefork tests: %d processes of the test binaries were left running\n", n)
 		code = 1
@@ -93,219 +75,48 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "prefork tests: processes %v survive SIGKILL\n", pids)
 		code = 1
 	}
-	os.RemoveAll(buildDir)
+	bins.Remove()
 	os.Exit(code)
 }
 
 // cleanEnv is the test's environment without anything that changes how
 // the binaries behave.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "CDAEMON", strings.HasPrefix(k, "CDAEMON_"), strings.HasPrefix(k, "PFTEST_"),
-			strings.HasPrefix(k, "LISTEN_"), strings.HasPrefix(k, "WATCHDOG_"), k == "PREFORK_DELAY",
-			k == "NOTIFY_SOCKET", k == "INVOCATION_ID", k == "GOWRAP_REEXEC_CHILD":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
+func cleanEnv() []string { return proctest.CleanEnv("PFTEST_", "PREFORK_DELAY") }
 
 // ---------------------------------------------------------------------------
 // /proc
 
-type procStat struct {
-	State   byte
-	PPID    int
-	Session int
-	TTYNr   int
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	end := strings.LastIndexByte(string(b), ')')
-	if end < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed %q", pid, b)
-	}
-	f := strings.Fields(string(b[end+1:]))
-	if len(f) < 5 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: too few fields %q", pid, b)
-	}
-	s := procStat{State: f[0][0]}
-	// f[1] ppid, f[2] pgrp, f[3] session, f[4] tty_nr
-	for i, p := range map[int]*int{1: &s.PPID, 3: &s.Session, 4: &s.TTYNr} {
-		if *p, err = strconv.Atoi(f[i]); err != nil {
-			return procStat{}, fmt.Errorf("/proc/%d/stat: %v", pid, err)
-		}
-	}
-	return s, nil
-}
-
-func alive(pid int) bool {
-	s, err := readStat(pid)
-	return err == nil && s.State != 'Z' && s.State != 'X'
-}
-
-// status returns the fields of /proc/<pid>/status ("" for missing ones).
-func status(pid int) map[string]string {
-	m := map[string]string{}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return m
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			m[k] = strings.TrimSpace(v)
-		}
-	}
-	return m
-}
-
-// kB parses a "1234 kB" field of /proc/<pid>/status.
-func kB(t *testing.T, pid int, field string) int {
+// statusInt is a number of /proc/<pid>/status (in kB for a size).
+func statusInt(t *testing.T, pid int, field string) int {
 	t.Helper()
-	v := status(pid)[field]
-	n, err := strconv.Atoi(strings.TrimSuffix(v, " kB"))
+	n, err := proctest.MustStatus(t, pid).Int(field)
 	if err != nil {
-		t.Fatalf("pid %d: %s %q: %v", pid, field, v, err)
+		t.Fatalf("pid %d: %v", pid, err)
 	}
 	return n
-}
-
-func threads(t *testing.T, pid int) int {
-	t.Helper()
-	v := status(pid)["Threads"]
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		t.Fatalf("pid %d: Threads %q: %v", pid, v, err)
-	}
-	return n
-}
-
-// cmdline is /proc/<pid>/cmdline with NULs as spaces, as ps shows it.
-func cmdline(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-}
-
-// children returns the live (not zombie) children of ppid, sorted.
-func children(ppid int) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if s, err := readStat(pid); err == nil && s.PPID == ppid && s.State != 'Z' && s.State != 'X' {
-			out = append(out, pid)
-		}
-	}
-	sort.Ints(out)
-	return out
 }
 
 // ourProcesses returns the live processes running one of the test binaries.
-func ourProcesses() []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == testPID {
-			continue
-		}
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && strings.HasPrefix(exe, buildDir+"/") && alive(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// awaitExit waits until pid has exited (a zombie counts), by its pidfd,
-// which the kernel makes readable then; false if it is still running
-// after d. Works for processes that are not our children.
-func awaitExit(pid int, d time.Duration) bool {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return errors.Is(err, unix.ESRCH)
-	}
-	defer unix.Close(fd)
-	end := time.Now().Add(d)
-	for {
-		left := time.Until(end)
-		if left < 0 {
-			return false
-		}
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, int(left/time.Millisecond)+1)
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n > 0
-	}
-}
+func ourProcesses() []int { return proctest.ProcessesIn(bins.Dir()) }
 
 // reapChild waits for pid, a child of the test process, to exit and
 // reaps it.
 func reapChild(t *testing.T, pid int) unix.WaitStatus {
 	t.Helper()
-	if !awaitExit(pid, deadline) {
-		t.Fatalf("pid %d (%s) still running after %v", pid, cmdline(pid), deadline)
+	if !proctest.WaitExit(pid, deadline) {
+		t.Fatalf("pid %d (%s) still running after %v", pid, proctest.Title(pid), deadline)
 	}
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("wait4(%d): %v", pid, err)
-		}
-		return ws
+	ws, err := proctest.Wait4(pid)
+	if err != nil {
+		t.Fatalf("wait4(%d): %v", pid, err)
 	}
+	return ws
 }
 
 // sweep kills every live process of the test binaries, waits for each to
 // die and reaps every zombie child of the test process; it returns how
 // many were live. Only when no exec.Cmd of the test is left unwaited.
-func sweep() int {
-	n := 0
-	for round := 0; round < 100; round++ {
-		pids := ourProcesses()
-		n += len(pids)
-		for _, pid := range pids {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-		for _, pid := range pids {
-			awaitExit(pid, 10*time.Second)
-		}
-		reaped := 0
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if s, err := readStat(pid); err == nil && s.PPID == testPID && s.State == 'Z' {
-				var ws unix.WaitStatus
-				if _, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil {
-					reaped++
-				}
-			}
-		}
-		if len(pids) == 0 && reaped == 0 {
-			break
-		}
-	}
-	return n
-}
+func sweep() int { return proctest.Sweep(bins.Dir(), nil) }
 
 // listenPort finds the port of the listening TCP socket that pid holds,
 // by the socket inodes of its fds in /proc/net/tcp.
@@ -320,13 +131,12 @@ func listenPort(t *testing.T, pid int) int {
 func listenSocket(t *testing.T, pid int) (int, string) {
 	t.Helper()
 	inodes := map[string]bool{}
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
+	fds, err := proctest.FDs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+	for _, l := range fds {
+		if strings.HasPrefix(l, "socket:[") {
 			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
 		}
 	}
@@ -362,16 +172,12 @@ func sameFile(pid, fd int, path string) bool {
 // waitFor polls cond until it holds, failing the test after deadline.
 func waitFor(t *testing.T, what string, cond func() bool, diag ...func() string) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			msg := ""
-			for _, d := range diag {
-				msg += "\n" + d()
-			}
-			t.Fatalf("timed out after %v waiting for %s%s", deadline, what, msg)
+	if !proctest.Eventually(deadline, cond) {
+		msg := ""
+		for _, d := range diag {
+			msg += "\n" + d()
 		}
-		time.Sleep(10 * time.Millisecond)
+		t.Fatalf("timed out after %v waiting for %s%s", deadline, what, msg)
 	}
 }
 
@@ -438,15 +244,17 @@ type daemon struct {
 	port    int
 }
 
-// newDaemon prepares a run of bin in a fresh directory and registers the
-// cleanup that kills and reaps whatever it leaves.
-func newDaemon(t *testing.T, bin string) *daemon {
+// newDaemon prepares a run of the program name (example or variant) in a
+// fresh directory and registers the cleanup that kills and reaps whatever
+// it leaves.
+func newDaemon(t *testing.T, name string) *daemon {
 	t.Helper()
+	path := bin(t, name)
 	dir := t.TempDir()
 	t.Cleanup(func() { sweep() })
 	return &daemon{
 		t:       t,
-		bin:     bin,
+		bin:     path,
 		dir:     dir,
 		pidFile: filepath.Join(dir, "pf.pid"),
 		logFile: filepath.Join(dir, "pf.log"),
@@ -527,7 +335,7 @@ func (l *launcher) wait() (int, string) {
 }
 
 // running reports whether the launcher has not exited yet.
-func (l *launcher) running() bool { return !awaitExit(l.cmd.Process.Pid, 0) }
+func (l *launcher) running() bool { return !proctest.WaitExit(l.cmd.Process.Pid, 0) }
 
 // launch runs the launcher to its end: see launchAsync and wait.
 func (d *daemon) launch(env []string, stdio *os.File, attr *syscall.SysProcAttr) (int, string) {
@@ -550,14 +358,8 @@ func (d *daemon) start(env ...string) {
 func (d *daemon) findMaster() {
 	t := d.t
 	t.Helper()
-	b, err := os.ReadFile(d.pidFile)
-	if err != nil {
-		t.Fatalf("pid file after a successful start: %v", err)
-	}
-	if d.master, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
-		t.Fatalf("pid file %q: %v", b, err)
-	}
-	if s, err := readStat(d.master); err != nil || s.PPID != testPID || s.State == 'Z' {
+	d.master = proctest.ReadPIDFile(t, d.pidFile)
+	if s, err := proctest.ReadStat(d.master); err != nil || s.PPID != testPID || s.State == 'Z' {
 		t.Fatalf("master %d: %+v, %v; want alive, reparented to the test (%d)", d.master, s, err, testPID)
 	}
 	d.port = listenPort(t, d.master)
@@ -577,7 +379,7 @@ func (d *daemon) logTail() string {
 }
 
 // workers returns the live workers: the master's children.
-func (d *daemon) workers() []int { return children(d.master) }
+func (d *daemon) workers() []int { return proctest.Children(d.master) }
 
 // waitWorkers waits until the master has n live children and returns them.
 func (d *daemon) waitWorkers(n int) []int {
@@ -611,7 +413,7 @@ func (d *daemon) signal(sig unix.Signal) {
 // index is a worker's N, from its title "<bin>: worker[N]".
 func (d *daemon) index(pid int) int {
 	d.t.Helper()
-	title := cmdline(pid)
+	title := proctest.Title(pid)
 	var n int
 	if _, err := fmt.Sscanf(title, filepath.Base(d.bin)+": worker[%d]", &n); err != nil {
 		d.t.Fatalf("worker %d: title %q: %v", pid, title, err)
@@ -629,8 +431,8 @@ func (d *daemon) stopped(workers []int) {
 		t.Errorf("master: wait status %v (%#x), want exit 0\n%s", ws, uint32(ws), d.logTail())
 	}
 	for _, w := range workers {
-		if alive(w) {
-			t.Errorf("worker %d (%s) outlived the master", w, cmdline(w))
+		if proctest.Alive(w) {
+			t.Errorf("worker %d (%s) outlived the master", w, proctest.Title(w))
 		}
 	}
 	if pids := ourProcesses(); len(pids) > 0 {
@@ -657,7 +459,7 @@ func contains(list []int, x int) bool {
 // more than one worker. The master is the small C loop: one thread, no Go
 // runtime, a fraction of a worker's memory, and ps titles tell them apart.
 func TestWorkersServeAndMasterHasNoRuntime(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=5", "CDAEMON_LISTEN=tcp:127.0.0.1:0")
 	workers := d.waitWorkers(5)
 
@@ -694,46 +496,42 @@ func TestWorkersServeAndMasterHasNoRuntime(t *testing.T) {
 		t.Errorf("all %d connections answered by %v; want at least 2 distinct workers", conns, by)
 	}
 
-	if n := threads(t, d.master); n != 1 {
+	if n := statusInt(t, d.master, "Threads"); n != 1 {
 		t.Errorf("master has %d threads, want 1 (no Go runtime)", n)
 	}
-	masterRSS := kB(t, d.master, "VmRSS")
+	masterRSS := statusInt(t, d.master, "VmRSS")
 	minRSS := -1
 	for _, w := range workers {
-		rss := kB(t, w, "VmRSS")
-		t.Logf("worker %d (%s): VmRSS %d kB, %d threads", w, cmdline(w), rss, threads(t, w))
+		rss := statusInt(t, w, "VmRSS")
+		t.Logf("worker %d (%s): VmRSS %d kB, %d threads", w, proctest.Title(w), rss, statusInt(t, w, "Threads"))
 		if minRSS < 0 || rss < minRSS {
 			minRSS = rss
 		}
 	}
-	t.Logf("master %d (%s): VmRSS %d kB, %d thread; smallest worker VmRSS %d kB", d.master, cmdline(d.master), masterRSS, threads(t, d.master), minRSS)
+	t.Logf("master %d (%s): VmRSS %d kB, %d thread; smallest worker VmRSS %d kB", d.master, proctest.Title(d.master), masterRSS, statusInt(t, d.master, "Threads"), minRSS)
 	if 2*masterRSS >= minRSS {
 		t.Errorf("master VmRSS %d kB, smallest worker %d kB: want the master below half", masterRSS, minRSS)
 	}
 
-	if got := cmdline(d.master); got != "prefork: master" {
+	if got := proctest.Title(d.master); got != "prefork: master" {
 		t.Errorf("master title %q, want %q", got, "prefork: master")
 	}
 	// Each worker has the master's listening socket at fd 3, stdin on
 	// /dev/null, stdout and stderr on the log, and nothing of the pid file.
 	_, inode := listenSocket(t, d.master)
 	for _, w := range workers {
-		fd := func(n int) string {
-			l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", w, n))
-			return l
-		}
-		if got, want := fd(3), "socket:["+inode+"]"; got != want {
+		fds, _ := proctest.FDs(w)
+		if got, want := fds[3], "socket:["+inode+"]"; got != want {
 			t.Errorf("worker %d: fd 3 -> %q, want the listening socket %q", w, got, want)
 		}
-		if got := fd(0); got != "/dev/null" {
+		if got := fds[0]; got != "/dev/null" {
 			t.Errorf("worker %d: fd 0 -> %q, want /dev/null", w, got)
 		}
 		if !sameFile(w, 1, d.logFile) || !sameFile(w, 2, d.logFile) {
-			t.Errorf("worker %d: fds 1 and 2 -> %q, %q, want the log %s", w, fd(1), fd(2), d.logFile)
+			t.Errorf("worker %d: fds 1 and 2 -> %q, %q, want the log %s", w, fds[1], fds[2], d.logFile)
 		}
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", w))
-		for _, e := range ents {
-			if n, _ := strconv.Atoi(e.Name()); fd(n) == d.pidFile {
+		for n, target := range fds {
+			if target == d.pidFile {
 				t.Errorf("worker %d holds the pid file at fd %d", w, n)
 			}
 		}
@@ -741,7 +539,7 @@ func TestWorkersServeAndMasterHasNoRuntime(t *testing.T) {
 	seen := map[int]bool{}
 	for _, w := range workers {
 		i := d.index(w)
-		if got, want := cmdline(w), fmt.Sprintf("prefork: worker[%d]", i); got != want || i < 0 || i >= 5 || seen[i] {
+		if got, want := proctest.Title(w), fmt.Sprintf("prefork: worker[%d]", i); got != want || i < 0 || i >= 5 || seen[i] {
 			t.Errorf("worker %d title %q (index %d, seen %v)", w, got, i, seen)
 		}
 		seen[i] = true
@@ -755,7 +553,7 @@ func TestWorkersServeAndMasterHasNoRuntime(t *testing.T) {
 // replacement accepts, and a client loop running throughout loses at most
 // the connections the dead worker held.
 func TestKilledWorkerIsReplaced(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=3", "CDAEMON_LISTEN=tcp:127.0.0.1:0")
 	workers := d.waitWorkers(3)
 
@@ -803,7 +601,7 @@ func TestKilledWorkerIsReplaced(t *testing.T) {
 	if err := unix.Kill(victim, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if !awaitExit(victim, deadline) {
+	if !proctest.WaitExit(victim, deadline) {
 		t.Fatalf("worker %d survived SIGKILL", victim)
 	}
 	// The client loop makes one connection at a time: the one in flight
@@ -829,7 +627,7 @@ func TestKilledWorkerIsReplaced(t *testing.T) {
 		defer mu.Unlock()
 		return contains(ok[killedAt:], replacement)
 	}, d.logTail)
-	if got, want := cmdline(replacement), fmt.Sprintf("prefork: worker[%d]", index); got != want {
+	if got, want := proctest.Title(replacement), fmt.Sprintf("prefork: worker[%d]", index); got != want {
 		t.Errorf("replacement %d: title %q, want %q", replacement, got, want)
 	}
 	waitFor(t, "20 more answers after the kill", func() bool {
@@ -897,7 +695,7 @@ func slowConns(t *testing.T, port, n int) ([]*bufio.Reader, []int) {
 // QUIT: every request in flight is finished (its Goodbye arrives), then
 // the master and the workers exit 0 and the pid file is removed.
 func TestGracefulStopFinishesRequests(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=3", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PREFORK_DELAY=3s")
 	workers := d.waitWorkers(3)
 	readers, pids := slowConns(t, d.port, 6)
@@ -919,7 +717,7 @@ func TestGracefulStopFinishesRequests(t *testing.T) {
 // INT: requests in flight are dropped (EOF without Goodbye, long before
 // the 10-minute pause would end), and everything exits.
 func TestQuickStopDropsRequests(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=3", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PREFORK_DELAY=10m")
 	workers := d.waitWorkers(3)
 	readers, _ := slowConns(t, d.port, 6)
@@ -955,7 +753,7 @@ func noGoodbye(t *testing.T, readers []*bufio.Reader) {
 // CDAEMON_STOP_TIMEOUT the master kills the workers still busy, then
 // exits 0.
 func TestGracefulStopTimeoutKillsWorkers(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PREFORK_DELAY=10m", "CDAEMON_STOP_TIMEOUT=1s")
 	workers := d.waitWorkers(2)
 	readers, pids := slowConns(t, d.port, 4)
@@ -974,7 +772,7 @@ func TestGracefulStopTimeoutKillsWorkers(t *testing.T) {
 // TERM during a graceful stop: the operator means it, the busy workers are
 // killed at once (long before the 30 s stop timeout).
 func TestQuickStopDuringGracefulStop(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PREFORK_DELAY=10m")
 	workers := d.waitWorkers(2)
 	readers, _ := slowConns(t, d.port, 4)
@@ -990,7 +788,7 @@ func TestQuickStopDuringGracefulStop(t *testing.T) {
 // The master reports ready only once every worker is: the launcher waits
 // while worker[1] is held before its Ready, then exits 0.
 func TestReadyWaitsForEveryWorker(t *testing.T) {
-	d := newDaemon(t, variantBin)
+	d := newDaemon(t, variant)
 	gate := filepath.Join(d.dir, "gate")
 	l := d.launchAsync([]string{"CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0",
 		"PFTEST_GATE=" + gate, "PFTEST_GATE_WORKER=1"}, nil, nil)
@@ -1022,7 +820,7 @@ func TestReadyWaitsForEveryWorker(t *testing.T) {
 // TTIN adds a worker and TTOU retires one; each signal is sent once the
 // previous one took effect (standard signals are not queued).
 func TestTTINAndTTOUChangeWorkerCount(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0")
 	d.waitWorkers(2)
 
@@ -1051,7 +849,7 @@ func TestTTINAndTTOUChangeWorkerCount(t *testing.T) {
 			d.waitLog(regexp.MustCompile(fmt.Sprintf(`worker\[%d\] \(pid %d\) ready`, s.want-1, added)))
 			// Titled before it runs Go (a fresh fork shows the
 			// master's title for an instant).
-			if got, want := cmdline(added), fmt.Sprintf("prefork: worker[%d]", s.want-1); got != want {
+			if got, want := proctest.Title(added), fmt.Sprintf("prefork: worker[%d]", s.want-1); got != want {
 				t.Errorf("after TTIN: new worker %d titled %q, want %q", added, got, want)
 			}
 		} else {
@@ -1101,7 +899,7 @@ func (d *daemon) rotate(old string, sig unix.Signal, workers []int) {
 // HUP (and USR1) after a rename: the master and every worker reopen the
 // log; new lines go to the new file and the old one gets no more.
 func TestHUPReopensEveryLog(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0")
 	workers := d.waitWorkers(2)
 	for i := 0; i < 3; i++ {
@@ -1142,7 +940,7 @@ var seqRE = regexp.MustCompile(`(?m)msg=(seq|final) pid=(\d+) worker=\d+ n=(\d+)
 // With workers logging numbered lines without pause, three renames and
 // HUPs and a stop lose no line and duplicate none.
 func TestLogRotationLosesNoLine(t *testing.T) {
-	d := newDaemon(t, variantBin)
+	d := newDaemon(t, variant)
 	d.start("CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PFTEST_SEQ=1")
 	workers := d.waitWorkers(2)
 	// seqLines counts the seq lines of each worker in the current log.
@@ -1224,15 +1022,11 @@ func TestLogRotationLosesNoLine(t *testing.T) {
 // be): the start must not fail for it, and once ready every worker writes
 // to the new file.
 func TestHUPWhileWorkersStart(t *testing.T) {
-	d := newDaemon(t, variantBin)
+	d := newDaemon(t, variant)
 	gate := filepath.Join(d.dir, "gate")
 	l := d.launchAsync([]string{"CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PFTEST_GATE=" + gate}, nil, nil)
 	d.waitLog(regexp.MustCompile(`worker\[1\] started`))
-	b, err := os.ReadFile(d.pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.master, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	d.master = proctest.ReadPIDFile(t, d.pidFile)
 	if err := os.Rename(d.logFile, d.logFile+".1"); err != nil {
 		t.Fatal(err)
 	}
@@ -1267,7 +1061,7 @@ func TestHUPWhileWorkersStart(t *testing.T) {
 // forgotten: a stop still ends it (killed after the stop timeout), and no
 // worker outlives the master.
 func TestRetiringWorkerIsNotForgotten(t *testing.T) {
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PREFORK_DELAY=10m", "CDAEMON_STOP_TIMEOUT=1s")
 	workers := d.waitWorkers(2)
 	old := workers[0]
@@ -1289,7 +1083,7 @@ func TestRetiringWorkerIsNotForgotten(t *testing.T) {
 	d.waitLog(regexp.MustCompile(`TTIN: 2 workers`))
 	m := d.waitLog(regexp.MustCompile(`TTIN: 2 workers\n(?:.|\n)*worker\[1\] \(pid (\d+)\) ready`))
 	replacement, _ := strconv.Atoi(m[1])
-	if !alive(old) {
+	if !proctest.Alive(old) {
 		t.Fatalf("the retiring worker %d is gone already; the test needs it busy", old)
 	}
 	t.Logf("worker[1]: %d retiring with a request in flight, %d new", old, replacement)
@@ -1336,7 +1130,7 @@ func TestBadConfigurationFailsCleanly(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
-			d := newDaemon(t, exampleBin)
+			d := newDaemon(t, example)
 			code, out := d.launch(c.env, nil, nil)
 			t.Logf("exit %d: %s", code, strings.TrimSpace(out))
 			if code != c.code {
@@ -1376,7 +1170,7 @@ func stamp(t *testing.T, s string) time.Time {
 // slot after 100 ms, 200 ms, 400 ms, ... and logs the delays; once the
 // cause is gone the workers come back.
 func TestCrashLoopBacksOff(t *testing.T) {
-	d := newDaemon(t, variantBin)
+	d := newDaemon(t, variant)
 	marker := filepath.Join(d.dir, "crash")
 	d.start("CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PFTEST_CRASH="+marker)
 	workers := d.waitWorkers(2)
@@ -1476,7 +1270,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 // launcher says which worker and how, exits with its status, and nothing
 // is left.
 func TestCrashBeforeReadyFailsStart(t *testing.T) {
-	d := newDaemon(t, variantBin)
+	d := newDaemon(t, variant)
 	marker := filepath.Join(d.dir, "crash")
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -1500,39 +1294,14 @@ func TestCrashBeforeReadyFailsStart(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 7. Terminal hangup, foreground under a supervisor
 
-// openPTY opens a pseudo-terminal pair, neither our controlling terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		t.Skipf("open /dev/ptmx: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
-		unix.Close(m)
-		t.Fatalf("unlockpt: %v", err)
-	}
-	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
-	if err != nil {
-		unix.Close(m)
-		t.Fatalf("ptsname: %v", err)
-	}
-	name := fmt.Sprintf("/dev/pts/%d", n)
-	s, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		unix.Close(m)
-		t.Fatalf("open %s: %v", name, err)
-	}
-	return os.NewFile(uintptr(m), "/dev/ptmx"), os.NewFile(uintptr(s), name)
-}
-
 // The launcher runs on a terminal, as its session leader; once it exited
 // 0 the terminal is hung up (both sides closed). The master and the
 // workers live on, hold nothing of the terminal, and answer.
 func TestSurvivesTerminalHangup(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := proctest.OpenPTY(t)
 	defer master.Close()
 	defer slave.Close()
-	d := newDaemon(t, exampleBin)
+	d := newDaemon(t, example)
 	code, _ := d.launch([]string{"CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0"}, slave,
 		&syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0})
 	// What the launcher printed on the terminal (the start-up relay) waits
@@ -1559,14 +1328,14 @@ func TestSurvivesTerminalHangup(t *testing.T) {
 	}
 
 	for _, p := range append([]int{d.master}, workers...) {
-		s, err := readStat(p)
+		s, err := proctest.ReadStat(p)
 		if err != nil || s.State == 'Z' || s.TTYNr != 0 {
-			t.Errorf("pid %d (%s) after the hangup: %+v, %v; want alive with no terminal", p, cmdline(p), s, err)
+			t.Errorf("pid %d (%s) after the hangup: %+v, %v; want alive with no terminal", p, proctest.Title(p), s, err)
 		}
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p))
-		for _, e := range fds {
-			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p, e.Name())); strings.HasPrefix(l, "/dev/pts/") || l == "/dev/ptmx" {
-				t.Errorf("pid %d holds fd %s -> %s", p, e.Name(), l)
+		fds, _ := proctest.FDs(p)
+		for fd, l := range fds {
+			if strings.HasPrefix(l, "/dev/pts/") || l == "/dev/ptmx" {
+				t.Errorf("pid %d holds fd %d -> %s", p, fd, l)
 			}
 		}
 	}
@@ -1613,7 +1382,7 @@ func TestForegroundSocketActivation(t *testing.T) {
 	defer out.Close()
 
 	// exec keeps the pid, so LISTEN_PID names the binary's process.
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, exampleBin)
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin(t, example))
 	cmd.Env = append(cleanEnv(), "CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_WORKERS=2",
 		"LISTEN_FDS=1", "NOTIFY_SOCKET="+notifyPath)
 	cmd.ExtraFiles = []*os.File{sock}
@@ -1645,16 +1414,16 @@ func TestForegroundSocketActivation(t *testing.T) {
 	if got, want := readNotify(), fmt.Sprintf("READY=1\nMAINPID=%d", pid); got != want {
 		t.Errorf("first notification %q, want %q", got, want)
 	}
-	if s, err := readStat(pid); err != nil || s.PPID != testPID {
+	if s, err := proctest.ReadStat(pid); err != nil || s.PPID != testPID {
 		t.Errorf("master %d: %+v, %v; want the process started by the test", pid, s, err)
 	}
-	if got := cmdline(pid); got != "prefork: master" {
+	if got := proctest.Title(pid); got != "prefork: master" {
 		t.Errorf("master title %q", got)
 	}
-	if n := threads(t, pid); n != 1 {
+	if n := statusInt(t, pid, "Threads"); n != 1 {
 		t.Errorf("master has %d threads, want 1", n)
 	}
-	workers := children(pid)
+	workers := proctest.Children(pid)
 	if len(workers) != 2 {
 		t.Fatalf("workers %v, want 2\n%s", workers, output())
 	}
@@ -1681,7 +1450,7 @@ func TestForegroundSocketActivation(t *testing.T) {
 	}
 	for _, w := range workers {
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", w)); err == nil {
-			t.Errorf("worker %d not reaped by the master (%s)", w, cmdline(w))
+			t.Errorf("worker %d not reaped by the master (%s)", w, proctest.Title(w))
 		}
 	}
 	if pids := ourProcesses(); len(pids) > 0 {

@@ -1,26 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 func TestSignals(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "signals")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	out := stdout.String()
-	t.Logf("stdout:\n%sstderr:\n%s", out, stderr.String())
+	bin := proctest.GoBuild(t, "signals", ".")
+	out, stderr, err := proctest.Output(exec.Command(bin))
+	t.Logf("stdout:\n%sstderr:\n%s", out, stderr)
 
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {

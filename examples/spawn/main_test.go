@@ -1,27 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 func TestSpawn(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "spawn")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	var stdout, stderr bytes.Buffer
+	bin := proctest.GoBuild(t, "spawn", ".")
 	cmd := exec.Command(bin)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	out, stderr, err := proctest.Output(cmd)
+	if err != nil {
+		t.Fatalf("%v\nstdout: %s\nstderr: %s", err, out, stderr)
 	}
-	out := stdout.String()
 	t.Logf("output:\n%s", out)
 	self := strconv.Itoa(cmd.Process.Pid)
 
@@ -62,7 +57,7 @@ func TestSpawn(t *testing.T) {
 	if m[7][1] != self || m[8][1] != self {
 		t.Errorf("exec: before %s, after %s, want both %s", m[7][1], m[8][1], self)
 	}
-	if stderr.Len() != 0 {
-		t.Errorf("stderr: %s", stderr.String())
+	if stderr != "" {
+		t.Errorf("stderr: %s", stderr)
 	}
 }

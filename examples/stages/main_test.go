@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,57 +8,23 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 // The test process is a child subreaper: the daemon is reparented to it
 // once its launcher exits, so the test can reap it.
-func TestMain(m *testing.M) {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, bins.Remove) }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-	buildOut  []byte
-)
+var bins proctest.Builds
 
 // build builds the program once for all the tests.
 func build(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "stages-test-"); buildErr != nil {
-			return
-		}
-		buildOut, buildErr = exec.Command("go", "build", "-o", filepath.Join(binDir, "stages"), ".").CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return filepath.Join(binDir, "stages")
-}
-
-// env is the test's environment without CDAEMON* variables, plus extra.
-func env(extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CDAEMON") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, extra...)
+	return bins.Go(t, "stages", ".")
 }
 
 // reapAll waits for every child left, until there is none (ECHILD).
@@ -114,21 +79,19 @@ func parse(t *testing.T, out string) (stages map[string]row, names []string, now
 func TestStagesDaemon(t *testing.T) {
 	bin := build(t)
 	logPath := filepath.Join(t.TempDir(), "log")
-	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin)
-	cmd.Env = env("CDAEMON=1", "CDAEMON_LOG="+logPath)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	t.Logf("launcher's stderr:\n%s", stderr.String())
+	cmd.Env = append(proctest.CleanEnv(), "CDAEMON=1", "CDAEMON_LOG="+logPath)
+	stdout, stderr, err := proctest.Output(cmd)
+	t.Logf("launcher's stderr:\n%s", stderr)
 	if err != nil {
 		t.Fatalf("launcher: %v", err)
 	}
-	if stdout.Len() != 0 {
-		t.Errorf("launcher's stdout: %q, want nothing", stdout.String())
+	if stdout != "" {
+		t.Errorf("launcher's stdout: %q, want nothing", stdout)
 	}
 	// The daemon exits after Ready; reparented to us, it is ours to reap.
 	reaped := reapAll(t)
-	stages, names, now, daemonized := parse(t, stderr.String())
+	stages, names, now, daemonized := parse(t, stderr)
 	if ws, ok := reaped[now.pid]; !ok || !ws.Exited() || ws.ExitStatus() != 0 {
 		t.Errorf("daemon %d: reaped %v with wait status %#x, want exit 0", now.pid, ok, ws)
 	}
@@ -174,23 +137,22 @@ func TestStagesDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(log) != stderr.String() {
-		t.Errorf("log file:\n%s\nwant what the launcher relayed:\n%s", log, stderr.String())
+	if string(log) != stderr {
+		t.Errorf("log file:\n%s\nwant what the launcher relayed:\n%s", log, stderr)
 	}
 }
 
 // Without CDAEMON nothing forks: only the "now" row.
 func TestStagesForeground(t *testing.T) {
 	bin := build(t)
-	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin)
-	cmd.Env = env()
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v\nstderr: %s", err, stderr.String())
+	cmd.Env = proctest.CleanEnv()
+	stdout, stderr, err := proctest.Output(cmd)
+	if err != nil {
+		t.Fatalf("%v\nstderr: %s", err, stderr)
 	}
 	want := fmt.Sprintf("now           PID: %d PPID: %d (daemonized: false)\n", cmd.Process.Pid, os.Getpid())
-	if stdout.String() != want {
-		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	if stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
 	}
 }
