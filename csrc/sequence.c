@@ -355,13 +355,13 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	/* Stop signals stay blocked across the fork so that the launcher's
 	 * handlers are in place before one can arrive; the daemon resets the
 	 * mask. */
-	sigset_t stops, saved_mask;
+	sigset_t stops;
 	sigemptyset(&stops);
 	sigaddset(&stops, SIGINT);
 	sigaddset(&stops, SIGTERM);
 	sigaddset(&stops, SIGHUP);
 	sigaddset(&stops, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &stops, &saved_mask);
+	sigprocmask(SIG_BLOCK, &stops, NULL);
 
 	int pid_fd = st->pid_fd;
 	child = fork();
