@@ -475,16 +475,7 @@ func pidFromFile(t *testing.T, path string) int {
 // GC, so it proves the Go runtime works in the daemon.
 func ping(t *testing.T, port int) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), ioTimeout)
-	if err != nil {
-		t.Fatalf("connect to the daemon: %v", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(ioTimeout))
-	if _, err := fmt.Fprintf(c, "ping\n"); err != nil {
-		t.Fatalf("write to the daemon: %v", err)
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := request(t, port, "ping")
 	if err != nil {
 		t.Fatalf("read from the daemon: %v (got %q)", err, line)
 	}
@@ -496,6 +487,22 @@ func ping(t *testing.T, port int) int {
 		t.Errorf("daemon replied %q: want at least 2 goroutines (accept loop and handler)", line)
 	}
 	return pid
+}
+
+// request sends one command line to the test daemon's TCP server and
+// returns its one-line reply.
+func request(t *testing.T, port int, cmd string) (string, error) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), ioTimeout)
+	if err != nil {
+		t.Fatalf("connect to the daemon: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(ioTimeout))
+	if _, err := fmt.Fprintf(c, "%s\n", cmd); err != nil {
+		t.Fatalf("write to the daemon: %v", err)
+	}
+	return bufio.NewReader(c).ReadString('\n')
 }
 
 // waitDaemonExit reaps a daemon (a child of the test process once its
@@ -525,16 +532,7 @@ func waitDaemonExit(t *testing.T, pid int) unix.WaitStatus {
 // sendExit asks the daemon's TCP server to call cdaemon.Exit(0).
 func sendExit(t *testing.T, port int) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), ioTimeout)
-	if err != nil {
-		t.Fatalf("connect to the daemon: %v", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(ioTimeout))
-	if _, err := fmt.Fprintf(c, "exit\n"); err != nil {
-		t.Fatalf("write to the daemon: %v", err)
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := request(t, port, "exit")
 	if !strings.HasPrefix(line, "bye ") {
 		t.Fatalf("daemon replied %q (%v), want bye", line, err)
 	}

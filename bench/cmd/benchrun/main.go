@@ -1,6 +1,6 @@
 // Command benchrun builds the benchmark daemon, starts it N times with
 // each approach, interleaved, prints a Markdown table of medians and 90th
-// percentiles and writes it to results.md. Run it from the bench module
+// percentiles and writes it to results/latest.md. Run it from the bench module
 // (make bench does): see ../README.md for what the columns mean.
 package main
 
@@ -23,7 +23,7 @@ func main() {
 	warmup := flag.Int("warmup", 1, "rounds run first and discarded")
 	timeout := flag.Duration("timeout", 5*time.Second, "bound of one run; a start still not ready then counts as at least this long")
 	only := flag.String("only", "", "comma-separated approach keys to run (default all): "+keys())
-	out := flag.String("out", "results.md", "file the report is written to (\"\" for none)")
+	out := flag.String("out", "results/latest.md", "file the report is written to (\"\" for none)")
 	flag.Parse()
 	if *n < 1 {
 		fatal(fmt.Errorf("-n %d: want at least 1", *n))
