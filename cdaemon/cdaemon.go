@@ -160,14 +160,19 @@ type Stage struct {
 	PPID     int
 	PGID     int
 	SID      int
+	// Monotonic is CLOCK_MONOTONIC when the stage was recorded (for the
+	// launcher: when the constructor began the sequence), the clock of
+	// unix.ClockGettime(unix.CLOCK_MONOTONIC): where start-up time goes.
+	Monotonic time.Duration
 }
 
 // Stages returns the four stages in order: the launcher before the first
 // fork; the first child before setsid; the first child after setsid (a
-// session and group leader); and the daemon, recorded once the first child
-// has exited. The daemon's PPID is then the launcher, which adopts it as a
-// child subreaper until it is ready (so it can report how a failed start
-// died); after that the daemon belongs to init or the nearest subreaper.
+// session and group leader); and the daemon, recorded as it returns from
+// the constructor, once the first child has exited. The daemon's PPID is
+// then the launcher, which adopts it as a child subreaper until it is
+// ready (so it can report how a failed start died); after that the daemon
+// belongs to init or the nearest subreaper.
 // In the foreground mode only the launcher and daemon stages are recorded.
 func Stages() []Stage {
 	out := make([]Stage, 0, C.CDAEMON_NSTAGES)
@@ -181,6 +186,8 @@ func Stages() []Stage {
 			PPID:     int(s.ppid),
 			PGID:     int(s.pgid),
 			SID:      int(s.sid),
+
+			Monotonic: time.Duration(s.mono_ns),
 		})
 	}
 	return out

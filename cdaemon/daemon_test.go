@@ -209,6 +209,7 @@ type stage struct {
 	Name                 string
 	Recorded             bool
 	PID, PPID, PGID, SID int
+	Monotonic            time.Duration
 }
 
 type report struct {
@@ -707,6 +708,17 @@ func checkDaemon(t *testing.T, bin string, v variant) {
 	}
 	if daemonStage.PID != pid || daemonStage.PPID != l.pid() {
 		t.Errorf("daemon stage %+v, want pid %d adopted by the launcher %d", daemonStage, pid, l.pid())
+	}
+	// Their times, from the clock the caller can read too: in order, and
+	// before this report was written.
+	var now unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+	times := []stage{launcherStage, child, session, daemonStage}
+	for i, s := range times {
+		if s.Monotonic <= 0 || (i > 0 && s.Monotonic < times[i-1].Monotonic) || s.Monotonic > time.Duration(now.Nano()) {
+			t.Errorf("stage times out of order or in the future (now %v): %+v", time.Duration(now.Nano()), times)
+			break
+		}
 	}
 
 	// Outside: /proc/<pid>/stat.

@@ -203,13 +203,17 @@ enum {
 	CDAEMON_STAGE_LAUNCHER = 0, /* before the first fork */
 	CDAEMON_STAGE_CHILD,        /* first child, before setsid */
 	CDAEMON_STAGE_SESSION,      /* first child, after setsid */
-	CDAEMON_STAGE_DAEMON,       /* second child, once the first exited */
+	CDAEMON_STAGE_DAEMON,       /* second child, returning from
+				     * cdaemon_start (the first one gone) */
 	CDAEMON_NSTAGES
 };
 
 struct cdaemon_stage {
 	int recorded; /* 0 if the sequence never reached this stage */
 	pid_t pid, ppid, pgid, sid;
+	/* CLOCK_MONOTONIC in ns when recorded; for the launcher, when
+	 * cdaemon_start was entered: where the start-up time goes. */
+	long long mono_ns;
 };
 
 /* 0 and fills *out, or -1 (EINVAL) for an unknown stage. */

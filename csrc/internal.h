@@ -44,7 +44,6 @@ extern struct cdaemon_state cdaemon__state;
  * message. The types are distinct magic numbers so that a desync shows. */
 #define CDAEMON_MSG_MAGIC 0xcdae0001u
 enum {
-	CDAEMON_MSG_PID = 0x5049,   /* "PI": the daemon's pid, from the child */
 	CDAEMON_MSG_READY = 0x5244, /* "RD": the daemon is ready */
 	CDAEMON_MSG_FAIL = 0x4641,  /* "FA": failed; code and message follow */
 	CDAEMON_MSG_EXEC = 0x4558,  /* "EX": exec follows; code: flags below */
@@ -64,8 +63,8 @@ struct cdaemon_msg {
 
 /* ready.c */
 int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text);
-void cdaemon__launcher_wait(pid_t child, int sock, int relay, int follow_fd,
-			    int notify_fd, long long timeout_ms)
+void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock, int relay,
+			    int follow_fd, int notify_fd, long long timeout_ms)
 	__attribute__((noreturn));
 /* Send FAIL (if a launcher listens) or print, remove the pid file, _exit. */
 void cdaemon__fail_step(int code, const char *step, int err)

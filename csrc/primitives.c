@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -66,6 +67,9 @@ void cdaemon__record_stage(int stage)
 {
 	struct cdaemon_stage *s = &cdaemon__state.stages[stage];
 
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->mono_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	s->recorded = 1;
 	s->pid = getpid();
 	s->ppid = getppid();

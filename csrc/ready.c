@@ -258,14 +258,6 @@ static void on_message(struct launcher *l, int child_status)
 		finish(l, CDAEMON_EXIT_SOFTWARE);
 	}
 	switch (m.type) {
-	case CDAEMON_MSG_PID:
-		l->daemon = m.pid;
-#ifdef SYS_pidfd_open
-		/* Death shows on the pidfd even if a child of the daemon
-		 * keeps the channel open. */
-		l->pidfd = (int)syscall(SYS_pidfd_open, m.pid, 0);
-#endif
-		return;
 	case CDAEMON_MSG_EXEC:
 		l->exec_mode = 1 + m.code;
 		return;
@@ -306,11 +298,12 @@ static void on_notify(struct launcher *l)
 	}
 }
 
-void cdaemon__launcher_wait(pid_t child, int sock, int relay, int follow_fd,
-			    int notify_fd, long long timeout_ms)
+void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock, int relay,
+			    int follow_fd, int notify_fd, long long timeout_ms)
 {
 	struct launcher l = {
 		.child = child,
+		.daemon = daemon,
 		.sock = sock,
 		.relay = relay,
 		.follow_fd = follow_fd,
@@ -343,8 +336,15 @@ void cdaemon__launcher_wait(pid_t child, int sock, int relay, int follow_fd,
 		sigdelset(&waitmask, stops[i]);
 	}
 
-	/* The first child only calls setsid() and fork(), then _exit(). */
+	/* The first child (a vfork child) has exited when we get here. */
 	int child_status = reap(child);
+#ifdef SYS_pidfd_open
+	/* Death shows on the pidfd even if a child of the daemon keeps the
+	 * channel open. The daemon is our child now (we are its subreaper),
+	 * so its pid cannot be reused before we reap it. */
+	if (daemon > 0)
+		l.pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
+#endif
 
 	if (relay >= 0)
 		(void)fcntl(relay, F_SETFL, O_NONBLOCK);
