@@ -19,7 +19,7 @@ TEST_SRCS := $(wildcard csrc/tests/*.c)
 TEST_BINS := $(patsubst csrc/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VERSION  := $(shell sed -n 's/^\#define CDAEMON_VERSION "\(.*\)"/\1/p' csrc/cdaemon.h)
 
-.PHONY: test-install all lib go csrc-hash test test-c test-go vet staticcheck demo install clean bench
+.PHONY: test-install all lib go csrc-hash test test-c test-go test-bench vet staticcheck demo install clean bench bench-quick
 
 all: lib go
 
@@ -81,28 +81,43 @@ test-c: $(TEST_BINS)
 	done; \
 	echo "c: $$pass passed, $$fail failed"; exit $$rc
 
+# bench/ is a module of its own (its peers must not become dependencies of
+# cdaemon): every Go check runs in both.
 vet: csrc-hash
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 
 staticcheck: csrc-hash
 	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	"$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck )" ./...
+	cd bench && "$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck )" ./...
 
 test-go: csrc-hash
 	$(GO) test -race -count=1 ./...
+
+# The benchmark harness's own tests: real launchers on a pty, broken
+# contenders it must catch, one respawn per prefork master.
+test-bench: csrc-hash $(BUILD)/cdaemonize
+	cd bench && $(GO) test -race -count=1 ./...
 
 # The README's C quick start against a `make install` tree.
 test-install: lib
 	@bash csrc/tests/install.sh
 
-test: lib test-c test-install vet staticcheck test-go
+test: lib test-c test-install vet staticcheck test-go test-bench
 
 demo: csrc-hash
 	@bash examples/demo.sh
 
-bench: csrc-hash
+# Every experiment, results in bench/results/ (about 5 minutes here);
+# bench-quick checks the whole harness in under a minute, into
+# bench/results/quick/.
+bench: csrc-hash $(BUILD)/cdaemonize
 	cd bench && $(GO) run ./cmd/benchrun $(BENCHFLAGS)
+
+bench-quick: csrc-hash $(BUILD)/cdaemonize
+	cd bench && $(GO) run ./cmd/benchrun -quick $(BENCHFLAGS)
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -1,16 +1,16 @@
-// Command benchrun builds the benchmark daemon, starts it N times with
-// each approach, interleaved, prints a Markdown table of medians and 90th
-// percentiles and writes it to results/latest.md. Run it from the bench module
-// (make bench does): see ../README.md for what the columns mean.
+// Command benchrun builds every contender, runs the experiments and writes
+// the results: a Markdown report, CSV files of every measurement and SVG
+// charts, in results/ (results/quick/ with -quick). Run it from the bench
+// module, as make bench does; ../README.md says what is measured.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -19,113 +19,130 @@ import (
 )
 
 func main() {
-	n := flag.Int("n", 30, "measured runs per approach")
-	warmup := flag.Int("warmup", 1, "rounds run first and discarded")
-	timeout := flag.Duration("timeout", 5*time.Second, "bound of one run; a start still not ready then counts as at least this long")
-	only := flag.String("only", "", "comma-separated approach keys to run (default all): "+keys())
-	out := flag.String("out", "results/latest.md", "file the report is written to (\"\" for none)")
+	// Before anything else: the harness runs as the leader of a session
+	// of its own, on a pty, like an operator's shell (see session.go).
+	bench.EnterSession()
+
+	quick := flag.Bool("quick", false, "a quick check of the whole harness: few rounds, results in results/quick")
+	rounds := flag.Int("rounds", 200, "start-up experiment: measured rounds (each starts every contender once)")
+	scale := flag.Int("scale-rounds", 30, "scaling experiments: measured rounds per level")
+	respawns := flag.Int("respawns", 30, "prefork experiment: worker kills per master")
+	warmup := flag.Int("warmup", 2, "rounds run first and discarded")
+	timeout := flag.Duration("timeout", 10*time.Second, "bound of one start; a start still not ready then counts as at least this long")
+	only := flag.String("only", "", "comma-separated contenders to run (default all): "+strings.Join(bench.ContenderKeys(), ","))
+	exps := flag.String("experiments", "", "comma-separated experiments to run (default all): "+strings.Join(bench.Experiments, ","))
+	out := flag.String("out", "", "directory the results are written to (default results, or results/quick with -quick)")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: benchrun [flags]\n\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
-	if *n < 1 {
-		fatal(fmt.Errorf("-n %d: want at least 1", *n))
+	if flag.NArg() > 0 {
+		usage(fmt.Errorf("unexpected argument %q", flag.Arg(0)))
+	}
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]*int{"rounds": rounds, "scale-rounds": scale, "respawns": respawns} {
+			if !set[name] {
+				*v = 3
+			}
+		}
+		if !set["rounds"] {
+			*rounds = 10
+		}
+		if !set["warmup"] {
+			*warmup = 1
+		}
+	}
+	if *out == "" {
+		*out = "results"
+		if *quick {
+			*out = filepath.Join("results", "quick")
+		}
+	}
+	for name, v := range map[string]int{"rounds": *rounds, "scale-rounds": *scale, "respawns": *respawns} {
+		if v < 1 {
+			usage(fmt.Errorf("-%s %d: want at least 1", name, v))
+		}
+	}
+	if *warmup < 0 {
+		usage(fmt.Errorf("-warmup %d: want 0 or more", *warmup))
+	}
+	if *timeout <= 0 {
+		usage(fmt.Errorf("-timeout %v: want a positive duration", *timeout))
+	}
+	cfg := bench.Config{Rounds: *rounds, ScaleRounds: *scale, Respawns: *respawns, Warmup: *warmup,
+		Timeout: *timeout, Progress: os.Stderr}
+	var err error
+	if cfg.Only, err = list(*only, bench.ContenderKeys()); err != nil {
+		usage(fmt.Errorf("-only: %w", err))
+	}
+	if cfg.Experiments, err = list(*exps, bench.Experiments); err != nil {
+		usage(fmt.Errorf("-experiments: %w", err))
 	}
 
-	approaches, err := selected(*only)
+	term, err := bench.OpenTerminal()
 	if err != nil {
 		fatal(err)
 	}
-	work, err := os.MkdirTemp("", "cdaemon-bench-")
+	defer term.Close()
+	if cfg.Work, err = os.MkdirTemp("", "cdaemon-bench-"); err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(cfg.Work)
+	fmt.Fprintln(os.Stderr, "bench: building the contenders")
+	progs, err := bench.Build(".", cfg.Work)
 	if err != nil {
 		fatal(err)
 	}
-	defer os.RemoveAll(work)
-
-	fmt.Fprintln(os.Stderr, "bench: building cmd/benchdaemon")
-	bin, err := bench.BuildDaemon(".", work)
-	if err != nil {
-		fatal(err)
-	}
-	ruby, _ := exec.LookPath("ruby")
-	cfg := bench.Config{
-		N: *n, Warmup: *warmup, Timeout: *timeout, Approaches: approaches,
-		DaemonBin: bin, Ruby: ruby, WorkDir: work, Progress: os.Stderr,
-	}
-	// Ctrl-C stops after the current run, once its daemon is reaped:
-	// nothing is left running.
+	// INT or TERM (forwarded by EnterSession) stops after the current
+	// start, once its processes are reaped; the partial results are
+	// written all the same, marked as such.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	stop := make(chan struct{})
 	go func() { <-sigs; close(stop) }()
 	cfg.Stop = stop
 
-	began := time.Now()
-	results, err := bench.Run(cfg)
+	res, err := bench.Run(progs, term, cfg)
 	if err != nil {
-		os.RemoveAll(work)
 		fatal(err)
 	}
 	if left := bench.Descendants(); len(left) > 0 {
 		fatal(fmt.Errorf("processes left behind: %v", left))
 	}
-
-	table := bench.Table(results)
-	notes := bench.Notes(results)
-	fmt.Print(table)
-	if notes != "" {
-		fmt.Print("\n" + notes)
-	}
-	fmt.Fprintf(os.Stderr, "bench: %d runs per approach in %v\n", *n, time.Since(began).Round(time.Second))
-	if *out == "" {
-		return
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "# cdaemon start-up benchmark\n\n")
-	fmt.Fprintf(&b, "- date: %s\n", began.UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- machine: %s\n", bench.Machine())
-	fmt.Fprintf(&b, "- N: %d runs per approach, interleaved round-robin, after %d warm-up round(s)\n", *n, *warmup)
-	fmt.Fprintf(&b, "- command: `make bench` (`cd bench && go run ./cmd/benchrun`)\n\n")
-	b.WriteString(table)
-	if notes != "" {
-		b.WriteString("\n" + notes)
-	}
-	b.WriteString("\nTimes are from the exec of the launcher. \"Ready\" is when a TCP connection to the daemon read \"hello\"; " +
-		"\"not ready at launcher exit\" counts runs where a connection made as the launcher exited was refused (the `Type=forking` race). " +
-		"\"Program starts\" counts program images started per daemon start (each Go `init()` run follows an execve). " +
-		"Compare ratios within this run, not absolute times: see README.md.\n")
-	if err := os.WriteFile(filepath.Clean(*out), []byte(b.String()), 0o644); err != nil {
+	files, err := bench.Write(res, *out)
+	if err != nil {
 		fatal(err)
 	}
-	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", *out)
+	fmt.Print(bench.Report(res))
+	fmt.Fprintf(os.Stderr, "bench: done in %v; wrote %s\n", res.Took.Round(time.Second), strings.Join(files, ", "))
+	if res.Stopped {
+		fmt.Fprintln(os.Stderr, "bench: interrupted: the results are partial")
+		os.Exit(130)
+	}
 }
 
-func keys() string {
-	var k []string
-	for _, a := range bench.Approaches {
-		k = append(k, a.Key)
+// list parses a comma-separated list of names, each one of have.
+func list(s string, have []string) ([]string, error) {
+	if s == "" {
+		return nil, nil
 	}
-	return strings.Join(k, ",")
-}
-
-// selected returns the approaches named in only, in table order, so
-// that the first (the reference of the ratios) stays first.
-func selected(only string) ([]bench.Approach, error) {
-	if only == "" {
-		return bench.Approaches, nil
-	}
-	want := map[string]bool{}
-	for _, key := range strings.Split(only, ",") {
-		want[key] = true
-	}
-	var out []bench.Approach
-	for _, a := range bench.Approaches {
-		if want[a.Key] {
-			out = append(out, a)
-			delete(want, a.Key)
+	var out []string
+	for _, k := range strings.Split(s, ",") {
+		if !slices.Contains(have, k) {
+			return nil, fmt.Errorf("no %q (have %s)", k, strings.Join(have, ","))
 		}
-	}
-	for key := range want {
-		return nil, fmt.Errorf("-only: no approach %q (have %s)", key, keys())
+		out = append(out, k)
 	}
 	return out, nil
+}
+
+func usage(err error) {
+	fmt.Fprintln(os.Stderr, "benchrun:", err)
+	flag.Usage()
+	os.Exit(2)
 }
 
 func fatal(err error) {

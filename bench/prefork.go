@@ -1,0 +1,251 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The prefork experiment: how fast a master replaces a worker killed with
+// SIGKILL, for cdaemon's pre-runtime master (it forks the worker from the
+// image as it was before the Go runtime started: no exec, no dynamic
+// loading) against a Go master that fork+execs its workers (cmd/execmaster,
+// as Go servers do today). Both run one worker of the same Go program, so
+// each kill leaves the listener without anyone accepting; the latency runs
+// from the kill until a connection, made as soon as the old worker is
+// dead, gets "hello" from the replacement. The connection waits in the
+// listen backlog meanwhile, so this is the time until the new worker
+// accepts.
+
+// Master is one of the two masters of the prefork experiment.
+type Master struct {
+	Key, Name string
+	Short     string // the chart's label
+	RSSKB     int    // resident set of the master after the respawns
+	HWMKB     int    // its peak
+	Threads   int
+	Err       string
+}
+
+// Respawn is one kill of a worker and its replacement.
+type Respawn struct {
+	Master  string
+	Round   int
+	Latency time.Duration // SIGKILL until a connection was answered by the replacement
+	Ready   time.Duration // SIGKILL until the replacement's ready line (its own clock)
+	Err     string
+}
+
+// youngWorker is cdaemon's prefork rule (csrc/prefork.c, YOUNG_MS): a
+// worker that dies younger than 1 s counts as a crash and is replaced
+// after a backoff. Every worker is left older than this before it is
+// killed, for both masters alike.
+const youngWorker = 1200 * time.Millisecond
+
+type master struct {
+	Master
+	tree    tree
+	pid     int
+	fifo    int
+	port    int
+	worker  int
+	readyAt time.Duration // monotonic time of the current worker's ready line
+	term    *Terminal
+	mark    int
+}
+
+func (r *runner) prefork(res *Results) error {
+	if res.Config.Respawns <= 0 {
+		return nil
+	}
+	p := r.progs
+	specs := []struct {
+		key, short, name string
+		argv             []string
+		env              []string
+	}{
+		{"cdaemon", "cdaemon, pre-runtime fork", "cdaemon prefork master (`CDAEMON_WORKERS=1`: fork of the pre-runtime image)",
+			[]string{p.Daemon}, []string{"CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_WORKERS=1", "CDAEMON_LISTEN=tcp:127.0.0.1:0"}},
+		{"exec", "Go master, fork+exec", "Go master, fork+exec of each worker (`cmd/execmaster`)",
+			[]string{p.ExecMaster, "--", p.Daemon}, nil},
+	}
+	var ms []*master
+	defer func() {
+		for _, m := range ms {
+			m.tree.signal()
+		}
+		for _, m := range ms {
+			m.tree.kill(time.Now().Add(10 * time.Second))
+			m.tree.close()
+			unix.Close(m.fifo)
+		}
+	}()
+	for _, s := range specs {
+		m, err := r.startMaster(s.key, s.name, s.argv, s.env)
+		if m != nil {
+			m.Short = s.short
+		}
+		if m != nil {
+			ms = append(ms, m)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(r.timeout)
+	for _, m := range ms {
+		if m.Err != "" {
+			continue
+		}
+		pid, at, port, err := readReady(m.fifo, deadline)
+		if err != nil {
+			m.Err = fmt.Sprintf("first worker: %v%s", err, terminalQuote(r.term.since(m.mark)))
+			continue
+		}
+		m.worker, m.readyAt, m.port = pid, at, port
+	}
+	began := time.Now()
+	warmup := res.Config.Warmup
+	for round := -warmup; round < res.Config.Respawns; round++ {
+		for k := range ms {
+			if res.Config.stopped() {
+				return errStopped
+			}
+			m := ms[(k+round+warmup)%len(ms)]
+			if m.Err != "" {
+				continue
+			}
+			rs := r.respawnOnce(m)
+			if round >= 0 {
+				rs.Master, rs.Round = m.Key, round
+				res.Respawns = append(res.Respawns, rs)
+			}
+		}
+		if w := res.Config.Progress; w != nil && round >= 0 && ((round+1)%10 == 0 || round+1 == res.Config.Respawns) {
+			fmt.Fprintf(w, "bench: prefork: round %d/%d (%v)\n", round+1, res.Config.Respawns, time.Since(began).Round(time.Second))
+		}
+	}
+	for _, m := range ms {
+		if m.Err == "" {
+			m.RSSKB, _ = statusKB(m.pid, "VmRSS")
+			m.HWMKB, _ = statusKB(m.pid, "VmHWM")
+			m.Threads, _ = statusKB(m.pid, "Threads")
+		}
+		res.Masters = append(res.Masters, m.Master)
+	}
+	return nil
+}
+
+func (r *runner) startMaster(key, name string, argv, extra []string) (*master, error) {
+	m := &master{Master: Master{Key: key, Name: name}, term: r.term}
+	// The same kind of tree as the trials' (the report says which).
+	m.tree, _ = newTree("prefork-"+key, r.noCgroup)
+	dir := filepath.Join(r.work, "prefork-"+key)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	fifo := filepath.Join(dir, "ready")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(fifo, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	m.fifo = fd
+	env := append(launcherEnv(os.Environ()), "BENCH_APPROACH=worker", "BENCH_FIFO="+fifo)
+	env = append(env, extra...)
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	m.tree.attach(sys)
+	s := uintptr(r.term.slave)
+	m.mark = r.term.mark()
+	m.pid, _, err = syscall.StartProcess(argv[0], argv, &syscall.ProcAttr{Dir: dir, Env: env, Sys: sys, Files: []uintptr{s, s, s}})
+	if err != nil {
+		m.Err = fmt.Sprintf("start %s: %v", argv[0], err)
+	}
+	return m, nil
+}
+
+// respawnOnce kills m's worker and times its replacement.
+func (r *runner) respawnOnce(m *master) (rs Respawn) {
+	// Let the worker grow old enough not to count as a crash.
+	if age := monotonic() - m.readyAt; age < youngWorker {
+		time.Sleep(youngWorker - age)
+	}
+	old := m.worker
+	pidfd, err := unix.PidfdOpen(old, 0)
+	if err != nil {
+		rs.Err = fmt.Sprintf("pidfd_open worker %d: %v", old, err)
+		return rs
+	}
+	defer unix.Close(pidfd)
+	deadline := time.Now().Add(r.timeout)
+	t0 := monotonic()
+	if err := unix.Kill(old, unix.SIGKILL); err != nil {
+		rs.Err = fmt.Sprintf("kill worker %d: %v", old, err)
+		return rs
+	}
+	// Dead before we connect, so that the old worker cannot be the one
+	// that accepts.
+	if err := waitReadable(pidfd, deadline); err != nil {
+		rs.Err = fmt.Sprintf("worker %d still alive after SIGKILL", old)
+		return rs
+	}
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(m.port), time.Until(deadline))
+	if err != nil {
+		rs.Err = fmt.Sprintf("connect: %v", err)
+		return rs
+	}
+	c.SetReadDeadline(deadline)
+	got, err := io.ReadAll(c)
+	answered := monotonic()
+	c.Close()
+	if err != nil {
+		rs.Err = fmt.Sprintf("read: %v", err)
+		return rs
+	}
+	rs.Latency = answered - t0
+	pid, at, _, err := readReady(m.fifo, deadline)
+	if err != nil {
+		rs.Err = fmt.Sprintf("replacement's ready line: %v", err)
+		return rs
+	}
+	rs.Ready = at - t0
+	m.worker, m.readyAt = pid, at
+	if want := fmt.Sprintf("hello %d\n", pid); string(got) != want {
+		rs.Err = fmt.Sprintf("answer %q, want %q from the replacement", got, want)
+	}
+	return rs
+}
+
+// readReady reads one ready line "pid ns [port]" from the FIFO.
+func readReady(fd int, deadline time.Time) (pid int, at time.Duration, port int, err error) {
+	var line []byte
+	buf := make([]byte, 256)
+	for !bytes.Contains(line, []byte{'\n'}) {
+		if err := waitReadable(fd, deadline); err != nil {
+			return 0, 0, 0, fmt.Errorf("no ready line: %w", err)
+		}
+		n, _ := unix.Read(fd, buf)
+		line = append(line, buf[:max(n, 0)]...)
+	}
+	f := strings.Fields(string(line[:bytes.IndexByte(line, '\n')]))
+	if len(f) < 2 {
+		return 0, 0, 0, fmt.Errorf("bad ready line %q", line)
+	}
+	pid, _ = strconv.Atoi(f[0])
+	ns, _ := strconv.ParseInt(f[1], 10, 64)
+	if len(f) > 2 {
+		port, _ = strconv.Atoi(f[2])
+	}
+	return pid, time.Duration(ns), port, nil
+}

@@ -1,0 +1,424 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func (v Value) String() string {
+	if v.Censored {
+		return "≥ " + ms(v.D)
+	}
+	return ms(v.D)
+}
+
+func ratioCell(r, lo, hi float64) string {
+	if math.IsNaN(r) {
+		return "–"
+	}
+	if math.IsNaN(lo) {
+		return fmt.Sprintf("×%.2f", r)
+	}
+	return fmt.Sprintf("×%.2f [%.2f–%.2f]", r, lo, hi)
+}
+
+func frac(k, n int) string {
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d/%d", k, n)
+}
+
+func cell(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// Target is one of the project's performance targets, as measured.
+type Target struct {
+	What     string
+	Measured string
+	Met      *bool // nil: not measured in this run
+}
+
+func (t Target) verdict() string {
+	switch {
+	case t.Met == nil:
+		return "not measured"
+	case *t.Met:
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+func (res *Results) find(exp, key string) (Summary, bool) {
+	lv := StartLevel
+	for _, s := range res.Summaries(exp, lv) {
+		if s.Contender.Key == key && len(s.readySamples) > 0 {
+			return s, true
+		}
+	}
+	return Summary{}, false
+}
+
+// Targets evaluates the targets of the benchmark issue on res: medians,
+// one run, this machine.
+func (res *Results) Targets() []Target {
+	var out []Target
+	met := func(ok bool) *bool { return &ok }
+	cd, okCd := res.find("start", "cdaemon")
+	for _, peer := range []struct {
+		key   string
+		limit float64
+	}{{"go-daemon", 0.65}, {"godaemon", 0.45}} {
+		t := Target{What: fmt.Sprintf("(1)'s time to ready at most %.2f of %s's", peer.limit, peer.key)}
+		if p, ok := res.find("start", peer.key); ok && okCd {
+			r := float64(cd.Ready.D) / float64(p.Ready.D)
+			lo, hi := ratioCI(cd.readySamples, p.readySamples)
+			t.Measured = fmt.Sprintf("%s / %s ms = %.2f [95%%: %.2f–%.2f]", cd.Ready, p.Ready, r, lo, hi)
+			t.Met = met(r <= peer.limit)
+		}
+		out = append(out, t)
+	}
+	t := Target{What: "(1)'s launcher never exits before ready"}
+	if okCd {
+		t.Measured = fmt.Sprintf("%d of %d exits seen before ready (%d undecidable)", cd.Before, cd.Exited, cd.Unknown)
+		t.Met = met(cd.Before == 0 && cd.Exited == cd.Runs-cd.Failed)
+	}
+	out = append(out, t)
+
+	t = Target{What: "(1) − (7), cdaemon's cost over the Go floor, at most 1.5 × ((6) − (10)), daemon(3)'s over the C floor"}
+	gf, ok7 := res.find("start", "go-floor")
+	d3, ok6 := res.find("start", "daemon3")
+	cf, ok10 := res.find("start", "c-floor")
+	if okCd && ok7 && ok6 && ok10 {
+		ours, theirs := cd.Ready.D-gf.Ready.D, d3.Ready.D-cf.Ready.D
+		t.Measured = fmt.Sprintf("%s − %s = %s ms against 1.5 × (%s − %s) = %s ms",
+			cd.Ready, gf.Ready, ms(ours), d3.Ready, cf.Ready, ms(theirs*3/2))
+		t.Met = met(ours <= theirs*3/2)
+	}
+	out = append(out, t)
+
+	t = Target{What: "pre-runtime respawn at least 2× faster than fork+exec"}
+	pre, exe := res.respawnSummary("cdaemon"), res.respawnSummary("exec")
+	if pre.n > 0 && exe.n > 0 {
+		r := float64(exe.latency.D) / float64(pre.latency.D)
+		t.Measured = fmt.Sprintf("%s / %s ms = ×%.2f", exe.latency, pre.latency, r)
+		t.Met = met(r >= 2)
+	}
+	return append(out, t)
+}
+
+type respawnStats struct {
+	n, failed       int
+	latency, p90    Value
+	ready, readyP90 Value
+	samples         []Value
+	firstErr        string
+}
+
+func (res *Results) respawnSummary(key string) respawnStats {
+	var s respawnStats
+	var ready []Value
+	for _, r := range res.Respawns {
+		if r.Master != key {
+			continue
+		}
+		if r.Err != "" {
+			s.failed++
+			if s.firstErr == "" {
+				s.firstErr = r.Err
+			}
+			continue
+		}
+		s.n++
+		s.samples = append(s.samples, Value{D: r.Latency})
+		ready = append(ready, Value{D: r.Ready})
+	}
+	s.latency, s.p90 = percentile(s.samples, 0.5), percentile(s.samples, 0.9)
+	s.ready, s.readyP90 = percentile(ready, 0.5), percentile(ready, 0.9)
+	return s
+}
+
+// Report renders the results as the Markdown of results/latest.md.
+func Report(res *Results) string {
+	var b strings.Builder
+	cfg := res.Config
+	fmt.Fprintf(&b, "# cdaemon benchmark results\n\n")
+	if res.Stopped {
+		b.WriteString("**Interrupted: partial results.**\n\n")
+	}
+	fmt.Fprintf(&b, "- date: %s, took %v\n", res.Began.UTC().Format("2006-01-02 15:04 MST"), res.Took.Round(time.Second))
+	fmt.Fprintf(&b, "- machine: %s\n", res.Machine)
+	fmt.Fprintf(&b, "- C compiler: %s; Ruby: %s\n", res.Machine.CC, res.Machine.Ruby)
+	fmt.Fprintf(&b, "- command: `make bench` (`cd bench && go run ./cmd/benchrun`); %d rounds of the start-up experiment, %d per level of the scaling ones, %d respawns per master; %d warm-up round(s) discarded; a start not ready within %v counts as at least that\n",
+		cfg.Rounds, cfg.ScaleRounds, cfg.Respawns, cfg.Warmup, cfg.Timeout)
+	fmt.Fprintf(&b, "- the processes of a launch are held in %s", res.Tree)
+	if res.TreeNote != "" {
+		fmt.Fprintf(&b, "; no cgroup because: %s", res.TreeNote)
+	}
+	b.WriteString("\n")
+	if res.ExecNote == "" {
+		b.WriteString("- execve calls: counted by the kernel's process events connector (every exec of the launch's process tree)\n")
+	} else {
+		fmt.Fprintf(&b, "- execve calls: not counted (%s)\n", res.ExecNote)
+	}
+	var limits []string
+	for _, e := range Experiments {
+		if v, ok := res.NoFile[e]; ok && v > 0 {
+			limits = append(limits, fmt.Sprintf("%s %d", e, v))
+		}
+	}
+	if len(limits) > 0 {
+		fmt.Fprintf(&b, "- RLIMIT_NOFILE of the launchers: %s\n", strings.Join(limits, ", "))
+	}
+
+	b.WriteString("\n## Targets\n\n| target | measured (medians) | |\n|---|---|---|\n")
+	for _, t := range res.Targets() {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.What, cell(t.Measured), t.verdict())
+	}
+
+	if res.Ran["start"] {
+		b.WriteString("\n## Start-up: from the launcher's exec to the daemon's ready line\n\n")
+		b.WriteString(StartTable(res))
+		b.WriteString("\n" + startLegend + "\n")
+		b.WriteString("\n![time to ready, every start](start.svg)\n")
+		b.WriteString(breakdownSection(res))
+		b.WriteString("\n## Correctness of the daemon, checked from /proc\n\n")
+		b.WriteString(CorrectnessTable(res))
+		b.WriteString("\n" + correctnessLegend + "\n")
+	}
+	if res.Ran["init"] {
+		b.WriteString("\n## Scaling with the work done in `init()`\n\n")
+		b.WriteString(scalingTable(res, "init", InitLevels, func(l Level) string { return "init " + l.InitWork.String() }))
+		b.WriteString("\nMedian time to ready in ms, and its ratio to (1) at the same level. A re-executing library runs every package's `init()` once per image: twice for go-daemon and gowrap's paths, three times for godaemon.\n")
+		b.WriteString("\n![time to ready against init() work](scaling-init.svg)\n")
+	}
+	if res.Ran["fds"] {
+		fmt.Fprintf(&b, "\n## Scaling with inherited open fds (RLIMIT_NOFILE %d)\n\n", res.NoFile["fds"])
+		b.WriteString(scalingTable(res, "fds", FDLevels, func(l Level) string { return fmt.Sprintf("%d fds", l.FDs) }))
+		b.WriteString("\nMedian time to ready in ms, its ratio to (1) at the same level, and how many of the inherited fds the daemon still holds at the highest level (daemon(7): close them all).\n")
+		b.WriteString("\n![time to ready against inherited fds](scaling-fds.svg)\n")
+	}
+	if res.Ran["prefork"] {
+		b.WriteString("\n## Prefork: replacing a worker killed with SIGKILL\n\n")
+		b.WriteString(PreforkTable(res))
+		b.WriteString("\n" + preforkLegend + "\n")
+		b.WriteString("\n![respawn latency](respawn.svg)\n")
+	}
+	if f := failures(res); f != "" {
+		b.WriteString("\n## Failed starts and failed checks\n\n" + f)
+	}
+	return b.String()
+}
+
+const startLegend = `Times in ms. **ready**: from just before the harness execs the launcher until the daemon's ready line (its own CLOCK_MONOTONIC reading, taken as it writes to the FIFO). **ratio**: median over (1)'s median, with a 95% bootstrap interval. **launcher exit**: until the harness saw the launcher exit (pidfd). **exited before ready**: the FIFO was still empty when the launcher's exit was seen, the ` + "`Type=forking`" + ` race; "?" counts exits whose order could not be decided (both had happened when the harness looked). **CPU**: user+system of every process of the launch (cgroup cpu.stat), until the daemon was checked. **RSS**: the daemon's peak resident set (VmHWM). **execve**: exec calls of the whole launch. **init()**: runs of the Go app's init per start. Floors (7) and (10) are not daemons: they report ready and keep running.`
+
+const correctnessLegend = `Failures out of checked starts (0 is right). **reparented**: the daemon's parent is the harness (a child subreaper standing in for init), not the launcher or an intermediate. **own session**: not in the terminal's session. **no tty**: no controlling terminal (tty_nr 0). **stdio /dev/null**: fds 0-2 are /dev/null, not the terminal. **left behind**: another process of the launch still alive a second after ready. **session leader** and **kept inherited fd** are properties, not failures: a session leader can acquire a terminal by opening one (why daemon(7) forks twice), and an fd inherited from the launcher (one is passed) is a leak daemon(7) says to close.`
+
+const preforkLegend = `One worker per master, so a kill leaves nobody accepting. **respawn**: from the SIGKILL of the worker until a connection, made once the old worker was dead, was answered "hello <pid>" by the replacement (it waited in the listen backlog). **ready**: until the replacement's ready line. Each worker lives over a second before it is killed (cdaemon's master treats a younger death as a crash and backs off). Both masters run the same Go worker.`
+
+// StartTable is the start-up experiment's table.
+func StartTable(res *Results) string {
+	var b strings.Builder
+	b.WriteString("| contender | ready median | p90 | ratio to (1) | launcher exit median | p90 | exited before ready | CPU median | ratio | RSS MB | execve | init() | runs |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, s := range res.Summaries("start", StartLevel) {
+		if s.Skipped != "" {
+			fmt.Fprintf(&b, "| %s | %s |||||||||||||\n", s.Contender.Name, s.Skipped)
+			continue
+		}
+		if len(s.readySamples) == 0 {
+			fmt.Fprintf(&b, "| %s | every start failed: %s |||||||||||| 0/%d |\n", s.Contender.Name, cell(s.FirstErr), s.Runs)
+			continue
+		}
+		exit, exitP90, before := "–", "–", "–"
+		if !s.Contender.Floor {
+			exit, exitP90 = s.Exit.String(), s.ExitP90.String()
+			before = frac(s.Before, s.Exited)
+			if s.Unknown > 0 {
+				before += fmt.Sprintf(" (%d ?)", s.Unknown)
+			}
+		}
+		cpu, cpuRatio := "–", "–"
+		if s.CPUKnown > 0 {
+			cpu, cpuRatio = ms(s.CPU), ratioCell(s.CPURatio, math.NaN(), 0)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %d/%d |\n",
+			s.Contender.Name, s.Ready, s.ReadyP90, ratioCell(s.ReadyRatio, s.ReadyLo, s.ReadyHi),
+			exit, exitP90, before, cpu, cpuRatio, float64(s.RSSKB)/1024,
+			minMax(s.ExecMin, s.ExecMax), initCell(s), s.Runs-s.Failed, s.Runs)
+	}
+	return b.String()
+}
+
+func initCell(s Summary) string {
+	if !s.Contender.Go {
+		return "–"
+	}
+	return minMax(s.InitMin, s.InitMax)
+}
+
+func minMax(lo, hi int) string {
+	switch {
+	case lo < 0:
+		return "–"
+	case lo == hi:
+		return fmt.Sprint(lo)
+	}
+	return fmt.Sprintf("%d–%d", lo, hi)
+}
+
+// CorrectnessTable is the start-up experiment's checks, per contender.
+func CorrectnessTable(res *Results) string {
+	var b strings.Builder
+	b.WriteString("| contender | checked | reparented | own session | no tty | stdio /dev/null | left behind | any failure | session leader | kept inherited fd |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, s := range res.Summaries("start", StartLevel) {
+		if s.Skipped != "" {
+			continue
+		}
+		if s.Contender.Floor {
+			fmt.Fprintf(&b, "| %s | not a daemon: not checked |||||||||\n", s.Contender.Name)
+			continue
+		}
+		n := s.Checked
+		fmt.Fprintf(&b, "| %s | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Contender.Name, n, s.Runs,
+			frac(s.NotReparented, n), frac(s.SameSession, n), frac(s.HasTTY, n), frac(s.StdioNotNull, n),
+			frac(s.LeftBehind, n), frac(s.AnyFailure, n), frac(s.SessionLeader, n), frac(s.KeptFDs, n))
+	}
+	return b.String()
+}
+
+func scalingTable(res *Results, exp string, levels []Level, name func(Level) string) string {
+	var b strings.Builder
+	b.WriteString("| contender |")
+	align := "|---|"
+	for _, l := range levels {
+		fmt.Fprintf(&b, " %s |", name(l))
+		align += "--:|"
+	}
+	if exp == "fds" {
+		fmt.Fprintf(&b, " fds kept at %d |", levels[len(levels)-1].FDs)
+		align += "--:|"
+	}
+	b.WriteString(" runs |\n" + align + "--:|\n")
+	var rows []string
+	var keys []string
+	cells := map[string][]string{}
+	runs := map[string][2]int{}
+	kept := map[string]int{}
+	for i, l := range levels {
+		for _, s := range res.Summaries(exp, l) {
+			k := s.Contender.Name
+			if _, ok := cells[k]; !ok {
+				keys = append(keys, k)
+				cells[k] = make([]string, len(levels))
+			}
+			c := "–"
+			if len(s.readySamples) > 0 {
+				c = fmt.Sprintf("%s (%s)", s.Ready, ratioCell(s.ReadyRatio, math.NaN(), 0))
+			}
+			cells[k][i] = c
+			rn := runs[k]
+			runs[k] = [2]int{rn[0] + s.Runs - s.Failed, rn[1] + s.Runs}
+			if i == len(levels)-1 {
+				kept[k] = s.KeptMax
+				if s.Contender.Floor {
+					kept[k] = -1
+				}
+			}
+		}
+	}
+	for _, k := range keys {
+		row := "| " + k + " | " + strings.Join(cells[k], " | ") + " |"
+		if exp == "fds" {
+			if kept[k] < 0 {
+				row += " – |"
+			} else {
+				row += fmt.Sprintf(" %d |", kept[k])
+			}
+		}
+		row += fmt.Sprintf(" %d/%d |", runs[k][0], runs[k][1])
+		rows = append(rows, row)
+	}
+	b.WriteString(strings.Join(rows, "\n") + "\n")
+	return b.String()
+}
+
+// PreforkTable is the respawn experiment's table.
+func PreforkTable(res *Results) string {
+	var b strings.Builder
+	b.WriteString("| master | respawn median ms | p90 | ratio to cdaemon | replacement ready median | master RSS MB | master threads | respawns |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	ref := res.respawnSummary("cdaemon")
+	for _, m := range res.Masters {
+		s := res.respawnSummary(m.Key)
+		if m.Err != "" && s.n == 0 {
+			fmt.Fprintf(&b, "| %s | failed: %s |||||||\n", m.Name, cell(m.Err))
+			continue
+		}
+		ratio := "–"
+		if ref.n > 0 && s.n > 0 {
+			lo, hi := ratioCI(s.samples, ref.samples)
+			ratio = ratioCell(float64(s.latency.D)/float64(ref.latency.D), lo, hi)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.1f | %d | %d/%d |\n", m.Name, s.latency, s.p90, ratio,
+			s.ready, float64(m.RSSKB)/1024, m.Threads, s.n, s.n+s.failed)
+	}
+	return b.String()
+}
+
+// failures lists, per contender, the first failed start and the first
+// failed check of each experiment: every one is counted in the tables.
+func failures(res *Results) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, t := range res.Trials {
+		key := t.Experiment + "/" + t.Contender
+		if t.Failed() && !seen[key+"err"] {
+			seen[key+"err"] = true
+			fmt.Fprintf(&b, "- %s, %s (%v): failed start: %s\n", t.Experiment, t.Contender, t.Level, cell(t.Err))
+		}
+		if t.Checks.Failed() && !seen[key+"check"] {
+			seen[key+"check"] = true
+			fmt.Fprintf(&b, "- %s, %s (%v): failed check: %s\n", t.Experiment, t.Contender, t.Level, cell(t.Checks.Problem))
+		}
+	}
+	for _, m := range []string{"cdaemon", "exec"} {
+		if s := res.respawnSummary(m); s.failed > 0 {
+			fmt.Fprintf(&b, "- prefork, %s: %d failed respawn(s), first: %s\n", m, s.failed, cell(s.firstErr))
+		}
+	}
+	return b.String()
+}
+
+// breakdownSection says where (1)'s time to ready goes, from the stage
+// timestamps the daemon reports (cdaemon.Stages), beside the Go floor.
+func breakdownSection(res *Results) string {
+	var ts []Trial
+	for _, t := range res.Trials {
+		if t.Experiment == "start" && t.Contender == "cdaemon" {
+			ts = append(ts, t)
+		}
+	}
+	med, n := Breakdown(ts)
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n### Where (1)'s time goes\n\n")
+	fmt.Fprintf(&b, "Medians of each interval over %d starts, from the stage timestamps the daemon reports (`cdaemon.Stages`); they need not add up to the median total.\n\n", n)
+	b.WriteString("| interval | median ms |\n|---|--:|\n")
+	for i, d := range med {
+		fmt.Fprintf(&b, "| %s | %s |\n", StageNames[i], ms(d))
+	}
+	if gf, ok := res.find("start", "go-floor"); ok {
+		fmt.Fprintf(&b, "| (7) the Go floor, exec to ready, for comparison | %s |\n", gf.Ready)
+	}
+	return b.String()
+}
