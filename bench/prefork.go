@@ -41,6 +41,7 @@ type Respawn struct {
 	Master  string
 	Round   int
 	Latency time.Duration // SIGKILL until a connection was answered by the replacement
+	Dead    time.Duration // SIGKILL until the old worker was gone (its pidfd readable): the kernel's part
 	Ready   time.Duration // SIGKILL until the replacement's ready line (its own clock)
 	Err     string
 }
@@ -200,6 +201,7 @@ func (r *runner) respawnOnce(m *master) (rs Respawn) {
 		rs.Err = fmt.Sprintf("worker %d still alive after SIGKILL", old)
 		return rs
 	}
+	rs.Dead = monotonic() - t0
 	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(m.port), time.Until(deadline))
 	if err != nil {
 		rs.Err = fmt.Sprintf("connect: %v", err)

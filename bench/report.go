@@ -117,13 +117,15 @@ type respawnStats struct {
 	n, failed       int
 	latency, p90    Value
 	ready, readyP90 Value
-	samples         []Value
+	dead            Value   // median time until the old worker was gone
+	after           Value   // median of latency minus that: the master's part
+	samples, afters []Value // latencies, and latencies after the death
 	firstErr        string
 }
 
 func (res *Results) respawnSummary(key string) respawnStats {
 	var s respawnStats
-	var ready []Value
+	var ready, dead []Value
 	for _, r := range res.Respawns {
 		if r.Master != key {
 			continue
@@ -137,10 +139,13 @@ func (res *Results) respawnSummary(key string) respawnStats {
 		}
 		s.n++
 		s.samples = append(s.samples, Value{D: r.Latency})
+		s.afters = append(s.afters, Value{D: r.Latency - r.Dead})
 		ready = append(ready, Value{D: r.Ready})
+		dead = append(dead, Value{D: r.Dead})
 	}
 	s.latency, s.p90 = percentile(s.samples, 0.5), percentile(s.samples, 0.9)
 	s.ready, s.readyP90 = percentile(ready, 0.5), percentile(ready, 0.9)
+	s.dead, s.after = percentile(dead, 0.5), percentile(s.afters, 0.5)
 	return s
 }
 
@@ -220,7 +225,7 @@ const startLegend = `Times in ms. **ready**: from just before the harness execs 
 
 const correctnessLegend = `Failures out of checked starts (0 is right). **reparented**: the daemon's parent is the harness (a child subreaper standing in for init), not the launcher or an intermediate. **own session**: not in the terminal's session. **no tty**: no controlling terminal (tty_nr 0). **stdio /dev/null**: fds 0-2 are /dev/null, not the terminal. **left behind**: another process of the launch still alive a second after ready. **session leader** and **kept inherited fd** are properties, not failures: a session leader can acquire a terminal by opening one (why daemon(7) forks twice), and an fd inherited from the launcher (one is passed) is a leak daemon(7) says to close.`
 
-const preforkLegend = `One worker per master, so a kill leaves nobody accepting. **respawn**: from the SIGKILL of the worker until a connection, made once the old worker was dead, was answered "hello <pid>" by the replacement (it waited in the listen backlog). **ready**: until the replacement's ready line. Each worker lives over a second before it is killed (cdaemon's master treats a younger death as a crash and backs off). Both masters run the same Go worker.`
+const preforkLegend = `Times in ms. One worker per master, so a kill leaves nobody accepting. **respawn**: from the SIGKILL of the worker until a connection, made once the old worker was dead, was answered "hello <pid>" by the replacement (it waited in the listen backlog). **old worker gone**: until its pidfd said it was dead: the kernel tearing down a Go process, which no master controls. **respawn after it was gone**: the rest, the master's part. **replacement ready**: until the replacement's ready line. Each worker lives over a second before it is killed (cdaemon's master treats a younger death as a crash and backs off). Both masters run the same Go worker.`
 
 // StartTable is the start-up experiment's table.
 func StartTable(res *Results) string {
@@ -353,8 +358,8 @@ func scalingTable(res *Results, exp string, levels []Level, name func(Level) str
 // PreforkTable is the respawn experiment's table.
 func PreforkTable(res *Results) string {
 	var b strings.Builder
-	b.WriteString("| master | respawn median ms | p90 | ratio to cdaemon | replacement ready median | master RSS MB | master threads | respawns |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| master | respawn median ms | p90 | ratio to cdaemon | old worker gone | respawn after it was gone | ratio | replacement ready | master RSS MB | master threads | respawns |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	ref := res.respawnSummary("cdaemon")
 	for _, m := range res.Masters {
 		s := res.respawnSummary(m.Key)
@@ -362,13 +367,15 @@ func PreforkTable(res *Results) string {
 			fmt.Fprintf(&b, "| %s | failed: %s |||||||\n", m.Name, cell(m.Err))
 			continue
 		}
-		ratio := "–"
+		ratio, ratioAfter := "–", "–"
 		if ref.n > 0 && s.n > 0 {
 			lo, hi := ratioCI(s.samples, ref.samples)
 			ratio = ratioCell(float64(s.latency.D)/float64(ref.latency.D), lo, hi)
+			lo, hi = ratioCI(s.afters, ref.afters)
+			ratioAfter = ratioCell(float64(s.after.D)/float64(ref.after.D), lo, hi)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.1f | %d | %d/%d |\n", m.Name, s.latency, s.p90, ratio,
-			s.ready, float64(m.RSSKB)/1024, m.Threads, s.n, s.n+s.failed)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %d | %d/%d |\n", m.Name, s.latency, s.p90, ratio,
+			s.dead, s.after, ratioAfter, s.ready, float64(m.RSSKB)/1024, m.Threads, s.n, s.n+s.failed)
 	}
 	return b.String()
 }

@@ -78,9 +78,9 @@ func trialRows(res *Results) [][]string {
 }
 
 func respawnRows(res *Results) [][]string {
-	rows := [][]string{{"master", "round", "respawn_us", "replacement_ready_us", "error"}}
+	rows := [][]string{{"master", "round", "respawn_us", "old_worker_gone_us", "replacement_ready_us", "error"}}
 	for _, r := range res.Respawns {
-		rows = append(rows, []string{r.Master, strconv.Itoa(r.Round), us(r.Latency), us(r.Ready), r.Err})
+		rows = append(rows, []string{r.Master, strconv.Itoa(r.Round), us(r.Latency), us(r.Dead), us(r.Ready), r.Err})
 	}
 	return rows
 }

@@ -25,8 +25,8 @@ func main() {
 
 	quick := flag.Bool("quick", false, "a quick check of the whole harness: few rounds, results in results/quick")
 	rounds := flag.Int("rounds", 200, "start-up experiment: measured rounds (each starts every contender once)")
-	scale := flag.Int("scale-rounds", 30, "scaling experiments: measured rounds per level")
-	respawns := flag.Int("respawns", 30, "prefork experiment: worker kills per master")
+	scale := flag.Int("scale-rounds", 40, "scaling experiments: measured rounds per level")
+	respawns := flag.Int("respawns", 40, "prefork experiment: worker kills per master")
 	warmup := flag.Int("warmup", 2, "rounds run first and discarded")
 	timeout := flag.Duration("timeout", 10*time.Second, "bound of one start; a start still not ready then counts as at least this long")
 	only := flag.String("only", "", "comma-separated contenders to run (default all): "+strings.Join(bench.ContenderKeys(), ","))
