@@ -352,6 +352,16 @@ func (r *runner) check(daemon, launcher int, inherited []int) Checks {
 		fail(&c.NothingLeft, "left behind: %s", strings.Join(names, ", "))
 	}
 	st, err := readStat(daemon)
+	if err == nil && st.PPID != os.Getpid() {
+		// An exiting intermediate can leave the cgroup before its
+		// children are reparented (cgroup_exit comes before
+		// exit_notify): if the parent is on its way out, wait for it.
+		if fd, err := unix.PidfdOpen(st.PPID, 0); err == nil {
+			waitReadable(fd, time.Now().Add(r.settle))
+			unix.Close(fd)
+			st, err = readStat(daemon)
+		}
+	}
 	if err != nil {
 		c.Problem = fmt.Sprintf("daemon %d: %v", daemon, err)
 		return c
