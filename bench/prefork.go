@@ -60,8 +60,7 @@ type master struct {
 	port    int
 	worker  int
 	readyAt time.Duration // monotonic time of the current worker's ready line
-	term    *Terminal
-	mark    int
+	log     string        // the master's stdout and stderr
 }
 
 func (r *runner) prefork(res *Results) error {
@@ -109,7 +108,8 @@ func (r *runner) prefork(res *Results) error {
 		}
 		pid, at, port, err := readReady(m.fifo, deadline)
 		if err != nil {
-			m.Err = fmt.Sprintf("first worker: %v%s", err, terminalQuote(r.term.since(m.mark)))
+			out, _ := os.ReadFile(m.log)
+			m.Err = fmt.Sprintf("first worker: %v%s", err, quote("its log", string(out)))
 			continue
 		}
 		m.worker, m.readyAt, m.port = pid, at, port
@@ -147,7 +147,7 @@ func (r *runner) prefork(res *Results) error {
 }
 
 func (r *runner) startMaster(key, name string, argv, extra []string) (*master, error) {
-	m := &master{Master: Master{Key: key, Name: name}, term: r.term}
+	m := &master{Master: Master{Key: key, Name: name}}
 	// The same kind of tree as the trials' (the report says which).
 	m.tree, _ = newTree("prefork-"+key, r.noCgroup)
 	dir := filepath.Join(r.work, "prefork-"+key)
@@ -167,9 +167,21 @@ func (r *runner) startMaster(key, name string, argv, extra []string) (*master, e
 	env = append(env, extra...)
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	m.tree.attach(sys)
-	s := uintptr(r.term.slave)
-	m.mark = r.term.mark()
-	m.pid, _, err = syscall.StartProcess(argv[0], argv, &syscall.ProcAttr{Dir: dir, Env: env, Sys: sys, Files: []uintptr{s, s, s}})
+	// The masters log to a file, not to the harness's terminal: a pty
+	// write would wake the harness in the middle of every respawn.
+	m.log = filepath.Join(dir, "master.log")
+	logf, err := os.Create(m.log)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	m.pid, _, err = syscall.StartProcess(argv[0], argv, &syscall.ProcAttr{Dir: dir, Env: env, Sys: sys,
+		Files: []uintptr{null.Fd(), logf.Fd(), logf.Fd()}})
 	if err != nil {
 		m.Err = fmt.Sprintf("start %s: %v", argv[0], err)
 	}

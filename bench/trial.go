@@ -457,7 +457,10 @@ func closeAll(fds []int) {
 	}
 }
 
-func terminalQuote(s string) string {
+func terminalQuote(s string) string { return quote("the terminal", s) }
+
+// quote is "; <where> showed: <s>", on one line and cut short, or "".
+func quote(where, s string) string {
 	s = strings.TrimSpace(strings.ReplaceAll(s, "\r\n", "\n"))
 	if s == "" {
 		return ""
@@ -465,7 +468,7 @@ func terminalQuote(s string) string {
 	if len(s) > 600 {
 		s = s[:600] + "..."
 	}
-	return "; the terminal showed: " + strings.ReplaceAll(s, "\n", " / ")
+	return "; " + where + " showed: " + strings.ReplaceAll(s, "\n", " / ")
 }
 
 func countLines(path string) int {
