@@ -356,7 +356,7 @@ func (r *runner) check(daemon, launcher int, inherited []int) Checks {
 		// An exiting intermediate can leave the cgroup before its
 		// children are reparented (cgroup_exit comes before
 		// exit_notify): if the parent is on its way out, wait for it.
-		if fd, err := unix.PidfdOpen(st.PPID, 0); err == nil {
+		if fd, perr := unix.PidfdOpen(st.PPID, 0); perr == nil {
 			waitReadable(fd, time.Now().Add(r.settle))
 			unix.Close(fd)
 			st, err = readStat(daemon)
