@@ -110,7 +110,7 @@ test: lib test-c test-install vet staticcheck test-go test-bench
 demo: csrc-hash
 	@bash examples/demo.sh
 
-# Every experiment, results in bench/results/ (about 5 minutes here);
+# Every experiment, results in bench/results/ (about 3 minutes here);
 # bench-quick checks the whole harness in under a minute, into
 # bench/results/quick/.
 bench: csrc-hash $(BUILD)/cdaemonize
