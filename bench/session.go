@@ -168,15 +168,26 @@ func (t *Terminal) since(mark int) string {
 	return string(t.out[i:])
 }
 
-// settle waits (200 ms at most) until nothing is left unread in the pty
-// and copyOut is back in Read, so that all it read is in t.out.
+// settle waits, 500 ms at most, until what was written to the terminal
+// has been copied: nothing unread in the pty, copyOut back in Read, and no
+// new output for 10 ms. A write to the slave reaches the master through
+// the tty layer's flip buffer, pushed by a kernel worker a moment later,
+// so an empty queue right after a launcher exits does not yet mean that
+// all it wrote is here. Only failed starts wait for this, to quote them.
 func (t *Terminal) settle() {
-	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+	quiet := 0
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline) && quiet < 10; {
+		before := t.mark()
+		time.Sleep(time.Millisecond)
 		n, err := unix.IoctlGetInt(t.mfd, unix.TIOCINQ)
-		if err != nil || (n == 0 && t.reading.Load()) {
+		if err != nil {
 			return
 		}
-		time.Sleep(50 * time.Microsecond)
+		if n == 0 && t.reading.Load() && t.mark() == before {
+			quiet++
+		} else {
+			quiet = 0
+		}
 	}
 }
 
