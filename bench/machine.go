@@ -12,15 +12,14 @@ import (
 
 // Machine is where the numbers come from.
 type Machine struct {
-	CPU      string
-	NumCPU   int
-	MemGiB   float64
-	Kernel   string
-	Go       string
-	CC       string
-	Ruby     string
-	Virtual  string // the hypervisor, when /sys or cpuinfo tells
-	Hostname string
+	CPU     string
+	NumCPU  int
+	MemGiB  float64
+	Kernel  string
+	Go      string
+	CC      string
+	Ruby    string
+	Virtual string // the hypervisor, when /sys or cpuinfo tells
 }
 
 // ReadMachine describes this machine.
@@ -29,7 +28,6 @@ func ReadMachine() Machine {
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Sysname[:]) + " " + unix.ByteSliceToString(u.Release[:])
-		m.Hostname = unix.ByteSliceToString(u.Nodename[:])
 	}
 	m.CPU = field("/proc/cpuinfo", "model name")
 	if strings.Contains(field("/proc/cpuinfo", "flags"), "hypervisor") {

@@ -198,4 +198,5 @@ func (t *Terminal) Close() {
 	signal.Ignore(syscall.SIGHUP)
 	unix.Close(t.slave)
 	t.master.Close()
+	<-t.done // copyOut has seen the hang-up
 }

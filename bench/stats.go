@@ -42,14 +42,6 @@ func compareValues(a, b Value) int {
 	return cmp.Compare(a.D, b.D)
 }
 
-func durations(v []time.Duration) []Value {
-	out := make([]Value, len(v))
-	for i, d := range v {
-		out[i] = Value{D: d}
-	}
-	return out
-}
-
 // ratioCI is a 95% bootstrap interval of median(a)/median(b): both
 // samples resampled with replacement, independently, 2000 times, with a
 // fixed seed so that the same data always gives the same interval.
@@ -90,7 +82,6 @@ type Summary struct {
 	Exit, ExitP90    Value
 	Exited           int
 	Before, Unknown  int // launcher exits seen before ready; order not decidable
-	ExitMinusReady   time.Duration
 	CPU, CPUP90      time.Duration
 	CPURatio         float64
 	CPUKnown         int
@@ -120,7 +111,6 @@ type Summary struct {
 func Summarise(c Contender, trials []Trial) Summary {
 	s := Summary{Contender: c, ExecMin: -1, ExecMax: -1}
 	var exits []Value
-	var gaps []time.Duration
 	rss := []Value{}
 	for _, t := range trials {
 		s.Runs++
@@ -140,9 +130,6 @@ func Summarise(c Contender, trials []Trial) Summary {
 		}
 		if t.Exited {
 			s.Exited++
-			if !t.ReadyTimeout {
-				gaps = append(gaps, t.Exit-t.Ready)
-			}
 		}
 		switch t.Order {
 		case ExitBefore:
@@ -192,7 +179,6 @@ func Summarise(c Contender, trials []Trial) Summary {
 	}
 	s.Ready, s.ReadyP90 = percentile(s.readySamples, 0.5), percentile(s.readySamples, 0.9)
 	s.Exit, s.ExitP90 = percentile(exits, 0.5), percentile(exits, 0.9)
-	s.ExitMinusReady = percentile(durations(gaps), 0.5).D
 	s.CPU, s.CPUP90 = percentile(s.cpuSamples, 0.5).D, percentile(s.cpuSamples, 0.9).D
 	s.RSSKB = int(percentile(rss, 0.5).D)
 	return s
