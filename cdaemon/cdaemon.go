@@ -116,13 +116,23 @@ func Fail(code int, err error) {
 	panic("unreachable")
 }
 
-// Exit removes the pid file, if this process holds it, and exits with
+// Exit runs Cleanup (the pid file, socket files) and exits with
 // code. Use it (or RemovePIDFile) for a clean shutdown: the Go runtime
 // exits without running C atexit handlers, so nothing else removes it.
 func Exit(code int) {
 	mu.Lock()
 	C.cdaemon_exit(C.int(code)) // does not return
 	panic("unreachable")
+}
+
+// Cleanup removes the files the start made that this process owns: the
+// pid file (if it holds its lock) and the unix socket files of
+// CDAEMON_LISTEN (if the path still names the socket that was made). Call
+// it on a clean stop; Exit calls it. Prefork workers own none of them.
+func Cleanup() {
+	mu.Lock()
+	defer mu.Unlock()
+	C.cdaemon_cleanup()
 }
 
 // RemovePIDFile removes the pid file if this process holds its lock, and

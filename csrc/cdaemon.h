@@ -152,8 +152,14 @@ CDAEMON_API int cdaemon_exec(const char *file, char *const argv[],
  * goes to stderr. */
 CDAEMON_API void cdaemon_fail(int code, const char *msg) __attribute__((noreturn));
 
-/* Removes the pid file (if this process owns it) and _exit(code). */
+/* cdaemon_cleanup(), then _exit(code). */
 CDAEMON_API void cdaemon_exit(int code) __attribute__((noreturn));
+
+/* Removes the files the start made that this process owns: the pid file
+ * (if it holds its lock) and the CDAEMON_LISTEN unix socket files (if the
+ * path still names the socket that was made). Call it on a clean stop;
+ * prefork workers own none of them. Idempotent. */
+CDAEMON_API void cdaemon_cleanup(void);
 
 /* Removes the pid file if this process holds its lock; 0 or -1 with errno. */
 CDAEMON_API int cdaemon_remove_pidfile(void);

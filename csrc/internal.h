@@ -23,7 +23,15 @@ struct cdaemon_state {
 	int ready;
 	int ready_fd; /* SOCK_SEQPACKET to the launcher, or -1 */
 	int out_fd;   /* final stdout/stderr (log or /dev/null) while relaying */
+	int relay_kind; /* CDAEMON_RELAY_*: where start-up output goes */
 	int pid_fd;   /* the locked pid file, or -1 */
+	/* The log file this start created (removed if a failed start left
+	 * it empty): its identity, for the check that the path still names
+	 * it. log_fd is the launcher's own copy. */
+	int log_created, log_fd;
+	dev_t log_dev;
+	ino_t log_ino;
+	long long deadline_ms; /* CLOCK_MONOTONIC ms: CDAEMON_TIMEOUT's end */
 	char pidfile[PATH_MAX];
 	char logfile[PATH_MAX];
 	char dir[PATH_MAX];
@@ -34,6 +42,14 @@ struct cdaemon_state {
 	int nlisten;
 	int listen_fds[CDAEMON_MAX_LISTEN];
 	char listen_names[CDAEMON_MAX_LISTEN][112];
+	/* Unix socket files this process made and removes (cdaemon_cleanup),
+	 * if the path still names the socket it made. */
+	int nsocket_files;
+	struct {
+		char path[108];
+		dev_t dev;
+		ino_t ino;
+	} socket_files[CDAEMON_MAX_LISTEN];
 	struct cdaemon_config config; /* as applied; strings point above */
 	struct cdaemon_stage stages[CDAEMON_NSTAGES];
 };
@@ -61,16 +77,47 @@ struct cdaemon_msg {
 	char text[CDAEMON_MSG_TEXT_MAX];
 };
 
+/* relay.c: the launcher's bounded copy of the start-up output. */
+#define CDAEMON_RELAY_CAP (1LL << 20)
+#define CDAEMON_RELAY_STUCK_MS 1000
+enum { CDAEMON_RELAY_NONE = 0, CDAEMON_RELAY_LOG, CDAEMON_RELAY_MEMFD };
+struct cdaemon_relay {
+	int src;  /* the file the daemon writes to, read with pread; or -1 */
+	int kind; /* CDAEMON_RELAY_* */
+	int out;  /* the launcher's stderr */
+	off_t pos;
+	long long copied, dropped;
+	int cut, stuck;
+	long long stalled_since; /* ms; 0 while the reader keeps up */
+	size_t head, len;        /* pending bytes: buf[head, head+len) */
+	char buf[16384];
+};
+void cdaemon__relay_init(struct cdaemon_relay *r, int src, off_t from,
+			 int kind);
+/* Copies what the daemon wrote up to end (-1: all there is) and writes
+ * what the launcher's stderr takes now; never blocks. */
+void cdaemon__relay_pump(struct cdaemon_relay *r, off_t end, long long now);
+/* How far the daemon has written: -1 when there is no relay. */
+off_t cdaemon__relay_end(const struct cdaemon_relay *r);
+int cdaemon__relay_pending(const struct cdaemon_relay *r);
+long long cdaemon__relay_wake(const struct cdaemon_relay *r);
+void cdaemon__relay_finish(struct cdaemon_relay *r, off_t end,
+			   long long deadline);
+void cdaemon__relay_say(struct cdaemon_relay *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int cdaemon__relay_memfd(void);
+
 /* ready.c */
 int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text);
-void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock, int relay,
-			    int follow_fd, int notify_fd, long long timeout_ms)
+void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
+			    int relay_fd, off_t relay_from, int notify_fd)
 	__attribute__((noreturn));
 /* Send FAIL (if a launcher listens) or print, remove the pid file, _exit. */
 void cdaemon__fail_step(int code, const char *step, int err)
 	__attribute__((noreturn));
 
 /* primitives.c */
+long long cdaemon__now_ms(void); /* CLOCK_MONOTONIC */
 void cdaemon__record_stage(int stage);
 int cdaemon__detach_tty(void);
 int cdaemon__close_fds_proc(const int *keep, int nkeep);
@@ -81,8 +128,19 @@ ssize_t cdaemon__write_all(int fd, const void *buf, size_t len);
 void cdaemon__print(int fd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* logfile.c */
-int cdaemon__open_logfile(const char *path);
+/* logfile.c: the operator's log file, opened without following a
+ * symbolic link or blocking; a regular file or /dev/null. -1 with errno
+ * and *why; *created says whether this call made it. */
+int cdaemon__open_logfile(const char *path, int *created, const char **why);
+int cdaemon__is_dev_null(int fd);
+
+/* cleanup.c: what a start made and this process owns (pid file, socket
+ * files, a log file it created and nothing wrote to) is removed. */
+void cdaemon__undo_start(void);
+/* tree.c: in the launcher, after a failed start: kill and reap every
+ * process the start created (the group of daemon, then every orphan that
+ * the subreaper adopted). */
+void cdaemon__kill_tree(pid_t daemon);
 
 /* sequence.c: path resolved against the current directory. */
 int cdaemon__absolute(const char *path, char *out, size_t len);
@@ -94,10 +152,15 @@ int cdaemon__parse_fd_list(const char *s, int *fds, int max, int *n);
 
 /* listen.c: 0, or an exit code with a message in err. */
 int cdaemon__listen_check(const char *list, char *err, size_t errlen);
-int cdaemon__listen_bind(const char *list, char *err, size_t errlen);
+int cdaemon__listen_count(const char *list);
+int cdaemon__listen_bind(const char *list, int umask, char *err,
+			 size_t errlen);
+void cdaemon__remove_socket_files(void);
 int cdaemon__listen_describe(int fd, char *buf, size_t len);
 
 /* prefork.c */
+/* Listeners to fd 3 on; everything else closed but extra[] (moved above
+ * them), our own fds and CDAEMON_KEEP_FDS (which keep their numbers). */
 int cdaemon__place_listeners(int *extra, int nextra);
 int cdaemon__export_listeners(void);
 

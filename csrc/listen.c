@@ -164,6 +164,16 @@ int cdaemon__listen_check(const char *list, char *err, size_t errlen)
 	return each_item(list, check_item, &c);
 }
 
+/* How many sockets a checked list asks for: where the listeners will sit
+ * (fd 3 on) is known before anything is bound. */
+int cdaemon__listen_count(const char *list)
+{
+	int n = 1;
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	return n;
+}
+
 /* A leftover socket file of a dead daemon is removed; a live one is not. */
 static int unlink_stale(const struct sockaddr_un *sa)
 {
@@ -183,10 +193,38 @@ static int unlink_stale(const struct sockaddr_un *sa)
 
 struct bind_state {
 	struct cdaemon_state *st;
+	int umask; /* for the socket files; -1: the inherited one */
 	char *err;
 	size_t errlen;
 	int code;
 };
+
+/* The socket file just made, so that only it is ever removed. */
+static void record_socket_file(struct cdaemon_state *st, const char *path)
+{
+	struct stat sb;
+	if (lstat(path, &sb) < 0 || !S_ISSOCK(sb.st_mode) ||
+	    st->nsocket_files >= CDAEMON_MAX_LISTEN)
+		return;
+	int i = st->nsocket_files++;
+	snprintf(st->socket_files[i].path, sizeof st->socket_files[i].path,
+		 "%s", path);
+	st->socket_files[i].dev = sb.st_dev;
+	st->socket_files[i].ino = sb.st_ino;
+}
+
+void cdaemon__remove_socket_files(void)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	for (int i = 0; i < st->nsocket_files; i++) {
+		struct stat sb;
+		if (lstat(st->socket_files[i].path, &sb) == 0 &&
+		    S_ISSOCK(sb.st_mode) && sb.st_dev == st->socket_files[i].dev &&
+		    sb.st_ino == st->socket_files[i].ino)
+			(void)unlink(st->socket_files[i].path);
+	}
+	st->nsocket_files = 0;
+}
 
 static int bind_item(const char *s, size_t len, void *arg)
 {
@@ -212,11 +250,21 @@ static int bind_item(const char *s, size_t len, void *arg)
 		if (fd < 0)
 			goto fail;
 		step = "bind";
-		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-			if (errno != EADDRINUSE || unlink_stale(&sa) < 0 ||
-			    bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-				goto fail;
-		}
+		/* The file bind makes gets 0777 less the umask: the daemon's
+		 * (CDAEMON_UMASK), not the launcher's. */
+		mode_t old = 0;
+		if (b->umask >= 0)
+			old = umask((mode_t)b->umask);
+		int r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+		if (r < 0 && errno == EADDRINUSE && unlink_stale(&sa) == 0)
+			r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+		int e = errno;
+		if (b->umask >= 0)
+			umask(old);
+		errno = e;
+		if (r < 0)
+			goto fail;
+		record_socket_file(st, sa.sun_path);
 	} else {
 		struct addrinfo hints, *res = NULL;
 		memset(&hints, 0, sizeof hints);
@@ -279,13 +327,15 @@ fail:;
 	return -1;
 }
 
-int cdaemon__listen_bind(const char *list, char *err, size_t errlen)
+int cdaemon__listen_bind(const char *list, int umask, char *err,
+			 size_t errlen)
 {
-	struct bind_state b = {&cdaemon__state, err, errlen, 0};
+	struct bind_state b = {&cdaemon__state, umask, err, errlen, 0};
 	if (each_item(list, bind_item, &b) < 0) {
 		for (int i = 0; i < cdaemon__state.nlisten; i++)
 			close(cdaemon__state.listen_fds[i]);
 		cdaemon__state.nlisten = 0;
+		cdaemon__remove_socket_files();
 		return b.code;
 	}
 	return 0;

@@ -66,13 +66,6 @@ static pid_t master_pid;
 static char *argv_area, *argv_saved;
 static size_t argv_len;
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
 {
@@ -258,6 +251,10 @@ int cdaemon__place_listeners(int *extra, int nextra)
 	for (int i = 0; i < nextra; i++)
 		if (extra[i] >= 0)
 			keep[nkeep++] = extra[i];
+	/* The operator's fds keep their numbers: cdaemon_start refused any
+	 * that a listener would take. */
+	for (int i = 0; i < st->config.nkeep_fds; i++)
+		keep[nkeep++] = st->config.keep_fds[i];
 	if (st->ready_fd >= 0)
 		keep[nkeep++] = st->ready_fd;
 	if (st->out_fd >= 0)
@@ -311,6 +308,7 @@ static int become_worker(int index, int sock, int sigfd)
 		close(st->pid_fd);
 	st->pid_fd = -1;
 	st->pidfile[0] = '\0';
+	st->nsocket_files = 0; /* the master's to remove */
 	st->ready_fd = sock;
 	st->ready = 0;
 	st->worker_index = index;
@@ -365,6 +363,12 @@ static int spawn(int index, int sigfd)
 		return -1;
 	}
 	if (pid == 0) {
+		/* A worker dies with its master, even of SIGKILL: orphans
+		 * would keep serving, and keep the port a new start needs
+		 * (issue 10). The master may have died before the prctl. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
+		    getppid() != master_pid)
+			_exit(CDAEMON_EXIT_SOFTWARE);
 		close(sv[0]);
 		w->sock = -1;
 		return become_worker(index, sv[1], sigfd);
@@ -374,7 +378,7 @@ static int spawn(int index, int sigfd)
 	w->sock = sv[0];
 	w->ready = 0;
 	w->retiring = 0;
-	w->started = now_ms();
+	w->started = cdaemon__now_ms();
 	w->respawn_at = 0;
 	w->pending_sig = 0;
 	if (index >= nslots)
@@ -448,7 +452,7 @@ static void reap(void)
 			w->retiring = 0;
 			continue;
 		}
-		long long age = now_ms() - w->started;
+		long long age = cdaemon__now_ms() - w->started;
 		if (age < YOUNG_MS || !w->ready)
 			w->crashes++;
 		else
@@ -461,7 +465,7 @@ static void reap(void)
 			if (delay > BACKOFF_MAX_MS)
 				delay = BACKOFF_MAX_MS;
 		}
-		w->respawn_at = now_ms() + delay;
+		w->respawn_at = cdaemon__now_ms() + delay;
 		logf_("worker[%d] (pid %ld) %s after %lld ms; restarting in %lld ms",
 		      i, (long)pid, how, age, delay);
 	}
@@ -530,7 +534,7 @@ static void begin_stop(int sig)
 		return;
 	}
 	stopping = sig;
-	stop_deadline = now_ms() + cdaemon__state.config.stop_timeout_ms;
+	stop_deadline = cdaemon__now_ms() + cdaemon__state.config.stop_timeout_ms;
 	logf_("%s stop (signal %d, %s): %d workers",
 	      sig == SIGQUIT ? "graceful" : "quick", sig, strsignal(sig),
 	      alive());
@@ -637,7 +641,7 @@ int cdaemon_prefork(void)
 	struct pollfd pfd[1 + CDAEMON_MAX_WORKERS];
 	int idx[1 + CDAEMON_MAX_WORKERS];
 	for (;;) {
-		long long now = now_ms();
+		long long now = cdaemon__now_ms();
 		long long wake = -1;
 		for (int i = 0; i < target && !stopping; i++) {
 			struct worker *w = &workers[i];

@@ -22,6 +22,7 @@ struct cdaemon_state cdaemon__state = {
 	.ready_fd = -1,
 	.out_fd = -1,
 	.pid_fd = -1,
+	.log_fd = -1,
 	.worker_index = -1,
 };
 
@@ -61,6 +62,13 @@ void cdaemon__print(int fd, const char *fmt, ...)
 		n = sizeof buf - 1;
 	(void)cdaemon__write_all(fd, buf, (size_t)n);
 	errno = saved;
+}
+
+long long cdaemon__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void cdaemon__record_stage(int stage)

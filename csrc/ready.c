@@ -11,16 +11,21 @@
  *
  * Until the daemon is ready, what it writes also shows on the launcher's
  * stderr: a panic during start-up appears on the operator's terminal
- * instead of vanishing. With a log file the daemon writes there directly
- * from the start (so the log keeps the order of the writes) and the
- * launcher follows the file, woken by inotify(7); without one, stdout and
- * stderr go through a pipe the launcher copies, and move to /dev/null at
- * ready.
+ * instead of vanishing. The daemon writes to a file (the log, so that the
+ * log keeps the order of the writes, or a sealed memfd that fds 1 and 2
+ * leave for /dev/null at ready) and the launcher follows it, woken by
+ * inotify(7); relay.c bounds that copy.
+ *
+ * A failed start (FAIL, death, timeout, a signal to the launcher) kills
+ * everything the start created (tree.c) and removes what it made on disk
+ * (cleanup.c) before the launcher exits. One deadline, CDAEMON_TIMEOUT
+ * from the moment cdaemon_start was entered, bounds the whole wait.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,45 +64,11 @@ int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text)
 
 static void fail_text(int code, const char *text);
 
-/* How long cdaemon_ready waits for the launcher to show the start-up part
- * of the log and exit (normally well under a millisecond). */
-#define READY_ACK_MS 2000
-
 static volatile sig_atomic_t got_signal;
 
 static void on_signal(int sig)
 {
 	got_signal = sig;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Copies what is waiting in the relay pipe, or what was appended to the
- * followed log, to our stderr; returns 0 at EOF or when the (non-blocking)
- * pipe is empty, 1 if there may be more. */
-static int relay_once(int fd)
-{
-	char buf[8192];
-	ssize_t n = read(fd, buf, sizeof buf);
-
-	if (n < 0 && errno == EINTR)
-		return 1;
-	if (n <= 0)
-		return 0;
-	(void)cdaemon__write_all(2, buf, (size_t)n);
-	return 1;
-}
-
-static void drain_fd(int fd)
-{
-	if (fd >= 0)
-		while (relay_once(fd))
-			;
 }
 
 static void describe_status(char *buf, size_t len, int status)
@@ -112,79 +83,77 @@ static void describe_status(char *buf, size_t len, int status)
 		snprintf(buf, len, "ended with wait status %#x", status);
 }
 
-/* The daemon is our child once the first child exited, because the launcher
- * made itself a child subreaper (prctl(2)) before forking: so we can reap
- * it and say how it died. Returns the wait status, or -1 if we cannot. */
+/* How the daemon ended, without reaping it: it stays a zombie in its
+ * process group, so that the group's id cannot be reused before
+ * cdaemon__kill_tree signals it. The daemon is our child once the first
+ * child exited (we are its subreaper). Returns a wait(2) status, or -1. */
+static int peek_status(pid_t pid)
+{
+	siginfo_t si;
+
+	if (pid <= 0)
+		return -1;
+	memset(&si, 0, sizeof si);
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (si.si_code == CLD_EXITED)
+		return (si.si_status & 0xff) << 8;
+	return (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+}
+
+/* The first child: a vfork child, gone by the time we look. */
 static int reap(pid_t pid)
 {
 	int status;
 	pid_t r;
 
-	if (pid <= 0)
-		return -1;
 	do
 		r = waitpid(pid, &status, 0);
 	while (r < 0 && errno == EINTR);
 	return r == pid ? status : -1;
 }
 
-static void launcher_cleanup(void)
-{
-	/* The daemon never got going: its pid file must not outlive it. We
-	 * still hold the lock through the shared open file description. */
-	(void)cdaemon_remove_pidfile();
-}
-
 struct launcher {
 	pid_t child, daemon;
-	int sock, relay, notify_fd, pidfd;
-	int follow_fd, inotify_fd; /* the log file, read from its end */
+	int sock, notify_fd, pidfd, inotify_fd;
 	int exec_mode; /* 0; or EXEC flags + 1 once the daemon said EXEC */
-	long long timeout_ms;
+	long long timeout_ms, deadline;
+	struct cdaemon_relay relay;
 };
 
-static void drain(struct launcher *l)
+/* How long the start-up output may still take to reach our stderr: until
+ * the deadline, or a little past it so that a timeout still shows why. */
+static long long flush_until(const struct launcher *l)
 {
-	drain_fd(l->relay);
-	drain_fd(l->follow_fd);
+	long long now = cdaemon__now_ms();
+	return now < l->deadline ? l->deadline : now + CDAEMON_RELAY_STUCK_MS;
 }
 
-/* Copies the followed log up to offset end: what the daemon wrote before
- * it said READY, and nothing after. */
-static void drain_until(struct launcher *l, long long end)
+static void ready_exit(struct launcher *l, off_t end) __attribute__((noreturn));
+static void ready_exit(struct launcher *l, off_t end)
 {
-	char buf[8192];
-	off_t pos = lseek(l->follow_fd, 0, SEEK_CUR);
-
-	while (pos >= 0 && pos < end) {
-		size_t want = (size_t)(end - pos) < sizeof buf ? (size_t)(end - pos)
-							      : sizeof buf;
-		ssize_t n = read(l->follow_fd, buf, want);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		(void)cdaemon__write_all(2, buf, (size_t)n);
-		pos += n;
-	}
+	cdaemon__relay_finish(&l->relay, end, flush_until(l));
+	_exit(CDAEMON_EXIT_READY);
 }
 
-static void finish(struct launcher *l, int code) __attribute__((noreturn));
-static void finish(struct launcher *l, int code)
+/* A failed start: everything it created is killed and reaped, the output
+ * it produced shown, the files it made removed; then why, and the code. */
+static void give_up(struct launcher *l, int code, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+static void give_up(struct launcher *l, int code, const char *fmt, ...)
 {
-	drain(l);
-	if (code != CDAEMON_EXIT_READY)
-		launcher_cleanup();
+	char msg[CDAEMON_MSG_TEXT_MAX + 128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cdaemon__kill_tree(l->daemon);
+	cdaemon__relay_finish(&l->relay, -1, flush_until(l));
+	cdaemon__undo_start();
+	cdaemon__relay_say(&l->relay, "%s\n", msg);
 	_exit(code);
-}
-
-/* Kills the daemon (it is our child, see reap) and waits for it. */
-static void kill_daemon(struct launcher *l)
-{
-	if (l->daemon > 0) {
-		kill(l->daemon, SIGKILL);
-		reap(l->daemon);
-	}
 }
 
 /* The daemon is gone without READY or FAIL: say how, exit accordingly. */
@@ -193,16 +162,14 @@ static void died(struct launcher *l, int child_status)
 {
 	char what[128];
 
-	drain(l);
 	if (l->daemon <= 0) {
 		describe_status(what, sizeof what, child_status);
-		cdaemon__print(2,
-			       "cdaemon: first child (pid %ld) %s before "
-			       "forking the daemon\n",
-			       (long)l->child, what);
-		finish(l, CDAEMON_EXIT_SOFTWARE);
+		give_up(l, CDAEMON_EXIT_SOFTWARE,
+			"cdaemon: first child (pid %ld) %s before forking the "
+			"daemon",
+			(long)l->child, what);
 	}
-	int status = reap(l->daemon);
+	int status = peek_status(l->daemon);
 	int code = CDAEMON_EXIT_SOFTWARE;
 	if (status < 0) {
 		snprintf(what, sizeof what, "exited");
@@ -213,13 +180,11 @@ static void died(struct launcher *l, int child_status)
 		else if (WIFSIGNALED(status))
 			code = 128 + WTERMSIG(status);
 	}
-	cdaemon__print(2, "cdaemon: daemon (pid %ld) %s before it was ready%s\n",
-		       (long)l->daemon, what,
-		       status >= 0 && WIFEXITED(status) &&
-				       WEXITSTATUS(status) == 0
-			       ? " (it never called Ready)"
-			       : "");
-	finish(l, code);
+	give_up(l, code, "cdaemon: daemon (pid %ld) %s before it was ready%s",
+		(long)l->daemon, what,
+		status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0
+			? " (it never called Ready)"
+			: "");
 }
 
 /* A record (or, after EXEC with notification, raw bytes) on the channel. */
@@ -235,12 +200,14 @@ static void on_message(struct launcher *l, int child_status)
 		/* EOF. After EXEC without notification, the close-on-exec
 		 * channel closing means the exec succeeded. */
 		if (l->exec_mode == 1)
-			finish(l, CDAEMON_EXIT_READY);
+			ready_exit(l, -1);
 		close(l->sock);
 		l->sock = -1;
-		if (l->exec_mode == 0 || l->pidfd < 0)
+		/* The daemon's death shows on the pidfd; a daemon that only
+		 * closed the channel meets the deadline. */
+		if (l->pidfd < 0)
 			died(l, child_status);
-		return; /* notification may still come by NOTIFY_SOCKET */
+		return;
 	}
 	int record = (size_t)got >= offsetof(struct cdaemon_msg, text) &&
 		     m.magic == CDAEMON_MSG_MAGIC &&
@@ -249,35 +216,32 @@ static void on_message(struct launcher *l, int child_status)
 		/* s6's notification-fd convention: the exec'd program writes
 		 * a line to the fd it was given. */
 		if (l->exec_mode > 1)
-			finish(l, CDAEMON_EXIT_READY);
-		cdaemon__print(2,
-			       "cdaemon: garbled message from the daemon "
-			       "(%zd bytes)\n",
-			       got);
-		kill_daemon(l);
-		finish(l, CDAEMON_EXIT_SOFTWARE);
+			ready_exit(l, -1);
+		give_up(l, CDAEMON_EXIT_SOFTWARE,
+			"cdaemon: garbled message from the daemon (%zd bytes)",
+			got);
 	}
 	switch (m.type) {
 	case CDAEMON_MSG_EXEC:
 		l->exec_mode = 1 + m.code;
 		return;
-	case CDAEMON_MSG_READY:
-		if (l->follow_fd >= 0 && m.len > 0 && m.len < 24) {
+	case CDAEMON_MSG_READY: {
+		/* The daemon's output up to READY, and nothing after. */
+		off_t end = -1;
+		if (m.len > 0 && m.len < 24) {
 			char num[24];
 			memcpy(num, m.text, m.len);
 			num[m.len] = '\0';
-			drain_until(l, atoll(num));
-			l->follow_fd = -1;
+			end = (off_t)atoll(num);
 		}
-		finish(l, CDAEMON_EXIT_READY);
-	case CDAEMON_MSG_FAIL:
-		drain(l);
-		cdaemon__print(2, "%.*s\n", (int)m.len, m.text);
-		reap(l->daemon);
-		finish(l, m.code ? m.code : 1);
+		ready_exit(l, end);
 	}
-	cdaemon__print(2, "cdaemon: unknown message type %#x from the daemon\n",
-		       m.type);
+	case CDAEMON_MSG_FAIL:
+		give_up(l, m.code ? m.code : 1, "%.*s", (int)m.len, m.text);
+	}
+	cdaemon__relay_say(&l->relay,
+			   "cdaemon: unknown message type %#x from the daemon\n",
+			   m.type);
 }
 
 /* sd_notify(3) datagrams for an exec'd program: READY=1 on a line. */
@@ -293,30 +257,34 @@ static void on_notify(struct launcher *l)
 		if (nl)
 			*nl = '\0';
 		if (strcmp(line, "READY=1") == 0)
-			finish(l, CDAEMON_EXIT_READY);
+			ready_exit(l, -1);
 		line = nl ? nl + 1 : NULL;
 	}
 }
 
-void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock, int relay,
-			    int follow_fd, int notify_fd, long long timeout_ms)
+void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
+			    int relay_fd, off_t relay_from, int notify_fd)
 {
-	struct launcher l = {
-		.child = child,
-		.daemon = daemon,
-		.sock = sock,
-		.relay = relay,
-		.follow_fd = follow_fd,
-		.inotify_fd = -1,
-		.notify_fd = notify_fd,
-		.pidfd = -1,
-		.timeout_ms = timeout_ms,
-	};
-	if (follow_fd >= 0) {
+	struct cdaemon_state *st = &cdaemon__state;
+	static struct launcher l; /* 16 KiB of relay buffer: not on a stack */
+
+	l.child = child;
+	l.daemon = daemon;
+	l.sock = sock;
+	l.notify_fd = notify_fd;
+	l.pidfd = -1;
+	l.inotify_fd = -1;
+	l.timeout_ms = st->config.timeout_ms;
+	l.deadline = st->deadline_ms;
+	cdaemon__relay_init(&l.relay, relay_fd, relay_from, st->relay_kind);
+	if (relay_fd >= 0) {
+		/* Woken when the daemon writes; the watch goes through our fd,
+		 * so it names the file we read whatever the path names now. */
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", relay_fd);
 		l.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (l.inotify_fd >= 0 &&
-		    inotify_add_watch(l.inotify_fd, cdaemon__state.logfile,
-				      IN_MODIFY) < 0) {
+		    inotify_add_watch(l.inotify_fd, path, IN_MODIFY) < 0) {
 			close(l.inotify_fd);
 			l.inotify_fd = -1;
 		}
@@ -345,80 +313,67 @@ void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock, int relay,
 	if (daemon > 0)
 		l.pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
 #endif
+	if (daemon <= 0)
+		died(&l, child_status);
 
-	if (relay >= 0)
-		(void)fcntl(relay, F_SETFL, O_NONBLOCK);
-	long long deadline = now_ms() + timeout_ms;
 	for (;;) {
+		long long now = cdaemon__now_ms();
+		/* What the daemon wrote before READY is shown, and nothing
+		 * after: measure how far it got, then look for a record. If
+		 * none is waiting, READY comes later than all of it; if one
+		 * is, it bounds the copy (ready_exit). */
+		off_t end = cdaemon__relay_end(&l.relay);
+		struct pollfd rec = {.fd = l.sock, .events = POLLIN};
+		if (end >= 0 && l.sock >= 0 && poll(&rec, 1, 0) != 0)
+			end = l.relay.pos;
+		cdaemon__relay_pump(&l.relay, end, now);
+		long long wake = l.deadline;
+		long long stuck = cdaemon__relay_wake(&l.relay);
+		if (stuck >= 0 && stuck < wake)
+			wake = stuck;
+		/* Without inotify, look at the file now and then. */
+		if (l.inotify_fd < 0 && l.relay.kind != CDAEMON_RELAY_NONE &&
+		    now + 50 < wake)
+			wake = now + 50;
 		struct pollfd pfd[5] = {
 			{.fd = l.sock, .events = POLLIN},
-			{.fd = l.relay, .events = POLLIN},
 			{.fd = l.exec_mode > 1 ? l.notify_fd : -1,
 			 .events = POLLIN},
 			{.fd = l.pidfd, .events = POLLIN},
 			{.fd = l.inotify_fd, .events = POLLIN},
+			{.fd = cdaemon__relay_pending(&l.relay) ? l.relay.out
+								: -1,
+			 .events = POLLOUT},
 		};
-		long long left = deadline - now_ms();
-		if (left < 0)
-			left = 0;
+		long long left = wake > now ? wake - now : 0;
 		struct timespec ts = {(time_t)(left / 1000),
 				      (long)(left % 1000) * 1000000};
 		int n = ppoll(pfd, 5, &ts, &waitmask);
-		if (n < 0 && errno != EINTR) {
-			cdaemon__print(2, "cdaemon: wait for the daemon: %s\n",
-				       strerror(errno));
-			finish(&l, CDAEMON_EXIT_OSERR);
-		}
+		if (n < 0 && errno != EINTR)
+			give_up(&l, CDAEMON_EXIT_OSERR,
+				"cdaemon: wait for the daemon: %s",
+				strerror(errno));
 		if (got_signal) {
 			int sig = got_signal;
-			drain(&l);
-			if (l.daemon > 0) {
-				kill_daemon(&l);
-				cdaemon__print(2,
-					       "cdaemon: got signal %d (%s) "
-					       "before the daemon was ready; "
-					       "killed it (pid %ld)\n",
-					       sig, strsignal(sig),
-					       (long)l.daemon);
-			} else {
-				cdaemon__print(2,
-					       "cdaemon: got signal %d (%s) "
-					       "before the daemon started\n",
-					       sig, strsignal(sig));
-			}
-			finish(&l, 128 + sig);
-		}
-		if (n == 0) {
-			drain(&l);
-			kill_daemon(&l);
-			cdaemon__print(2,
-				       "cdaemon: daemon (pid %ld) not ready "
-				       "after %lld ms; killed it\n",
-				       (long)l.daemon, l.timeout_ms);
-			finish(&l, CDAEMON_EXIT_TIMEOUT);
-		}
-		if (l.relay >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
-			if (!relay_once(l.relay) &&
-			    !(pfd[1].revents & POLLIN)) {
-				close(l.relay);
-				l.relay = -1;
-			}
+			give_up(&l, 128 + sig,
+				"cdaemon: got signal %d (%s) before the daemon "
+				"was ready; killed it (pid %ld)",
+				sig, strsignal(sig), (long)l.daemon);
 		}
 		/* Messages before death: a FAIL sent just before exiting must
 		 * win over the exit it explains. */
-		if (l.sock >= 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (l.sock >= 0 &&
+		    (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			on_message(&l, child_status);
-		if (pfd[2].revents & POLLIN)
+		if (pfd[1].revents & POLLIN)
 			on_notify(&l);
-		/* After the records: a READY bounds what is copied. */
-		if (pfd[4].revents & POLLIN) {
+		if (pfd[3].revents & POLLIN) {
 			char ev[4096];
 			while (read(l.inotify_fd, ev, sizeof ev) > 0)
 				;
-			drain_fd(l.follow_fd);
 		}
-		if (l.pidfd >= 0 && (pfd[3].revents & POLLIN)) {
-			/* Drain what the daemon said before it died. */
+		if (l.pidfd >= 0 && (pfd[2].revents & POLLIN)) {
+			/* Read what the daemon said before it died. */
 			while (l.sock >= 0) {
 				struct pollfd q = {.fd = l.sock, .events = POLLIN};
 				if (poll(&q, 1, 0) <= 0)
@@ -427,6 +382,11 @@ void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock, int relay,
 			}
 			died(&l, child_status);
 		}
+		if (cdaemon__now_ms() >= l.deadline)
+			give_up(&l, CDAEMON_EXIT_TIMEOUT,
+				"cdaemon: daemon (pid %ld) not ready after "
+				"%lld ms; killed it",
+				(long)l.daemon, l.timeout_ms);
 	}
 }
 
@@ -478,43 +438,44 @@ int cdaemon_exec(const char *file, char *const argv[], int notify_fd,
 int cdaemon_ready(void)
 {
 	struct cdaemon_state *st = &cdaemon__state;
+	char end[24] = "";
 
 	if (st->ready)
 		return 0;
+	/* Where the start-up output ends: the launcher copies it up to
+	 * there and no further (the memfd's offset is shared with fds 1
+	 * and 2; a log file's size is where we are). */
+	if (st->ready_fd >= 0 && st->relay_kind != CDAEMON_RELAY_NONE) {
+		struct stat sb;
+		off_t pos = -1;
+		if (st->relay_kind == CDAEMON_RELAY_MEMFD)
+			pos = lseek(1, 0, SEEK_CUR);
+		else if (fstat(1, &sb) == 0 && S_ISREG(sb.st_mode))
+			pos = sb.st_size;
+		if (pos >= 0)
+			snprintf(end, sizeof end, "%lld", (long long)pos);
+	}
 	if (st->out_fd >= 0) {
 		/* dup2 replaces atomically: fds 1 and 2 never stop being
-		 * writable, and the relay pipe closes with its last copy. */
+		 * writable. */
 		if (dup2(st->out_fd, 1) < 0 || dup2(st->out_fd, 2) < 0)
 			return -1;
 		close(st->out_fd);
 		st->out_fd = -1;
 	}
 	st->ready = 1;
+	st->relay_kind = CDAEMON_RELAY_NONE;
 	if (st->ready_fd >= 0) {
-		/* With a log file, the launcher shows what the daemon wrote
-		 * there before this moment: its size now. */
-		char size[24] = "";
-		struct stat sb;
-		if (st->logfile[0] && fstat(1, &sb) == 0 && S_ISREG(sb.st_mode))
-			snprintf(size, sizeof size, "%lld", (long long)sb.st_size);
 		/* EPIPE: the launcher was killed meanwhile. The daemon is
 		 * running all the same, so that is not our caller's error. */
 		if (cdaemon__send(st->ready_fd, CDAEMON_MSG_READY, 0, getpid(),
-				  size) < 0) {
-			if (errno != EPIPE && errno != ECONNRESET) {
-				int saved = errno;
-				close(st->ready_fd);
-				st->ready_fd = -1;
-				errno = saved;
-				return -1;
-			}
-		} else if (size[0] && st->worker_index < 0) {
-			/* The launcher shows the log up to that size, then exits.
-			 * Wait (briefly, within a bound) for that, so that what we
-			 * write next cannot reach its terminal too. */
-			struct pollfd p = {.fd = st->ready_fd, .events = POLLIN};
-			while (poll(&p, 1, READY_ACK_MS) < 0 && errno == EINTR)
-				;
+				  end) < 0 &&
+		    errno != EPIPE && errno != ECONNRESET) {
+			int saved = errno;
+			close(st->ready_fd);
+			st->ready_fd = -1;
+			errno = saved;
+			return -1;
 		}
 		close(st->ready_fd);
 		st->ready_fd = -1;
@@ -574,6 +535,6 @@ void cdaemon__fail_step(int code, const char *step, int err)
 
 void cdaemon_exit(int code)
 {
-	(void)cdaemon_remove_pidfile();
+	cdaemon_cleanup();
 	_exit(code);
 }

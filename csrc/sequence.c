@@ -48,7 +48,7 @@ static void die(int code, const char *step, int err) __attribute__((noreturn));
 static void die(int code, const char *step, int err)
 {
 	cdaemon__print(2, "cdaemon: %s: %s\n", step, strerror(err));
-	(void)cdaemon_remove_pidfile();
+	cdaemon__undo_start();
 	_exit(code);
 }
 
@@ -236,35 +236,23 @@ const char *cdaemon_launch_dir(void)
 	return cdaemon__state.launch_dir[0] ? cdaemon__state.launch_dir : NULL;
 }
 
-int cdaemon_start(const struct cdaemon_config *cfg)
+/* Leaves before anything forked: what was made so far is removed. */
+static void abandon(int code) __attribute__((noreturn));
+static void abandon(int code)
+{
+	cdaemon__undo_start();
+	_exit(code);
+}
+
+/* Everything the operator gave us is checked before anything changes. */
+static void validate(const struct cdaemon_config *cfg, pid_t self,
+		     struct cdaemon_ids *ids, int *keep, int *nkeep,
+		     int *nactivated)
 {
 	struct cdaemon_state *st = &cdaemon__state;
-	struct timespec entered;
-	clock_gettime(CLOCK_MONOTONIC, &entered);
-	struct cdaemon_ids ids;
 	char err[1024];
-	int keep[CDAEMON_MAX_CLOSE_KEEP];
-	int nkeep = 0;
-	pid_t self = getpid();
 
-	if (st->daemonized) {
-		errno = EALREADY;
-		return -1;
-	}
-	int nthreads = threads();
-	if (nthreads > 1) {
-		cdaemon__print(2,
-			       "cdaemon: the process has %d threads; forking "
-			       "would keep only one (is the Go runtime "
-			       "already running? -buildmode=c-shared and "
-			       "c-archive start it first)\n",
-			       nthreads);
-		_exit(CDAEMON_EXIT_SOFTWARE);
-	}
-	if (cdaemon__ensure_stdio() < 0)
-		die(CDAEMON_EXIT_OSERR, "open /dev/null for stdio", errno);
-
-	/* Validate everything the operator gave us, before any change. */
+	*nkeep = 0;
 	for (int i = 0; i < cfg->nkeep_fds; i++) {
 		if (cfg->keep_fds[i] < 0 || fcntl(cfg->keep_fds[i], F_GETFD) < 0) {
 			cdaemon__print(2,
@@ -273,127 +261,161 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 				       cfg->keep_fds[i]);
 			_exit(CDAEMON_EXIT_USAGE);
 		}
-		keep[nkeep++] = cfg->keep_fds[i];
+		keep[(*nkeep)++] = cfg->keep_fds[i];
 	}
 	/* Sockets a supervisor passed us are kept, unless CDAEMON_LISTEN
 	 * names the sockets to use instead. */
-	int nlisten = cfg->listen ? 0 : listen_fds(self);
-	for (int i = 0; i < nlisten; i++)
-		keep[nkeep++] = 3 + i;
-	if (cdaemon__resolve_ids(cfg->user, cfg->group, &ids, err,
+	*nactivated = cfg->listen ? 0 : listen_fds(self);
+	for (int i = 0; i < *nactivated; i++)
+		keep[(*nkeep)++] = 3 + i;
+	/* CDAEMON_LISTEN's sockets go to fd 3 on: a kept fd there would be
+	 * closed and its number given to a socket. */
+	int nlisten = cfg->listen ? cdaemon__listen_count(cfg->listen) : 0;
+	for (int i = 0; i < cfg->nkeep_fds; i++) {
+		if (cfg->keep_fds[i] >= 3 && cfg->keep_fds[i] < 3 + nlisten) {
+			cdaemon__print(2,
+				       "cdaemon: CDAEMON_KEEP_FDS: fd %d would "
+				       "be taken by the %d CDAEMON_LISTEN "
+				       "sockets at fd 3 on; keep fds from %d "
+				       "up\n",
+				       cfg->keep_fds[i], nlisten, 3 + nlisten);
+			_exit(CDAEMON_EXIT_USAGE);
+		}
+	}
+	if (cdaemon__resolve_ids(cfg->user, cfg->group, ids, err,
 				 sizeof err) < 0) {
 		cdaemon__print(2, "%s\n", err);
 		_exit(CDAEMON_EXIT_USAGE);
 	}
-	const char *dir = cfg->dir ? cfg->dir : "/";
 	if (cfg->pidfile && cdaemon__absolute(cfg->pidfile, st->pidfile,
 				     sizeof st->pidfile) < 0)
 		die(CDAEMON_EXIT_USAGE, "CDAEMON_PIDFILE", errno);
 	if (cfg->logfile && cdaemon__absolute(cfg->logfile, st->logfile,
 				     sizeof st->logfile) < 0)
 		die(CDAEMON_EXIT_USAGE, "CDAEMON_LOG", errno);
+}
 
-	/* daemon(7) steps 1-3: close inherited fds, reset signals. */
-	if (cdaemon_close_fds(keep, nkeep) < 0)
-		die(CDAEMON_EXIT_OSERR, "close inherited fds", errno);
-	if (cdaemon_reset_signals() < 0)
-		die(CDAEMON_EXIT_OSERR, "reset signals", errno);
+/* Sockets passed by a supervisor (LISTEN_FDS), with their names. */
+static void adopt_activated(int n)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	const char *names = getenv("LISTEN_FDNAMES");
 
-	/* Bound here, before anything forks and before privileges drop. */
-	if (cfg->listen) {
-		int code = cdaemon__listen_bind(cfg->listen, err, sizeof err);
-		if (code != 0) {
-			cdaemon__print(2, "%s\n", err);
-			_exit(code);
-		}
-	} else {
-		const char *names = getenv("LISTEN_FDNAMES");
-		for (int i = 0; i < nlisten; i++) {
-			st->listen_fds[st->nlisten] = 3 + i;
-			const char *end = names ? strchr(names, ':') : NULL;
-			size_t len = names ? (end ? (size_t)(end - names)
-						  : strlen(names))
-					   : 0;
-			snprintf(st->listen_names[st->nlisten],
-				 sizeof st->listen_names[0], "%.*s", (int)len,
-				 len ? names : "unknown");
-			st->nlisten++;
-			names = end ? end + 1 : NULL;
-		}
+	for (int i = 0; i < n; i++) {
+		st->listen_fds[st->nlisten] = 3 + i;
+		const char *end = names ? strchr(names, ':') : NULL;
+		size_t len = names ? (end ? (size_t)(end - names) : strlen(names))
+				   : 0;
+		snprintf(st->listen_names[st->nlisten],
+			 sizeof st->listen_names[0], "%.*s", (int)len,
+			 len ? names : "unknown");
+		st->nlisten++;
+		names = end ? end + 1 : NULL;
 	}
-	for (int i = 0; i < cfg->nkeep_fds; i++) {
-		if (cfg->keep_fds[i] >= 3 &&
-		    cfg->keep_fds[i] < 3 + st->nlisten && cfg->listen) {
+}
+
+/* The pid file, locked: a second start stops here, before it binds or
+ * creates anything. */
+static void lock_pidfile(const struct cdaemon_config *cfg)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	const char *step = NULL;
+	pid_t owner = 0;
+
+	int r = cdaemon__pidfile_lock(st->pidfile, &st->pid_fd, &owner, &step);
+	if (r == CDAEMON_PIDFILE_RUNNING) {
+		if (owner > 0)
 			cdaemon__print(2,
-				       "cdaemon: CDAEMON_KEEP_FDS: fd %d would "
-				       "be taken by the %d CDAEMON_LISTEN "
-				       "sockets at fd 3 on\n",
-				       cfg->keep_fds[i], st->nlisten);
-			_exit(CDAEMON_EXIT_USAGE);
-		}
-	}
-
-	/* Messages name the variable and the value, as the operator typed
-	 * them; C callers of cdaemon_start set the same fields. */
-	int dir_fd = cdaemon__fd_above(
-		open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 3);
-	if (dir_fd < 0) {
-		cdaemon__print(2,
-			       "cdaemon: CDAEMON_DIR=\"%s\": working directory: "
-			       "%s\n",
-			       dir, strerror(errno));
-		_exit(CDAEMON_EXIT_USAGE);
-	}
-	int null_fd =
-		cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
-	if (null_fd < 0)
-		die(CDAEMON_EXIT_OSERR, "open /dev/null", errno);
-	int log_fd = -1;
-	if (st->logfile[0]) {
-		log_fd = cdaemon__open_logfile(st->logfile);
-		if (log_fd < 0) {
+				       "cdaemon: already running (pid %ld; pid "
+				       "file %s)\n",
+				       (long)owner, st->pidfile);
+		else
 			cdaemon__print(2,
-				       "cdaemon: CDAEMON_LOG=\"%s\": open log "
-				       "file %s: %s\n",
-				       cfg->logfile, st->logfile,
-				       strerror(errno));
-			_exit(CDAEMON_EXIT_CANTCREAT);
-		}
+				       "cdaemon: already running (pid unknown: "
+				       "%s is locked but empty)\n",
+				       st->pidfile);
+		_exit(CDAEMON_EXIT_RUNNING);
 	}
-	if (st->pidfile[0]) {
-		const char *step = NULL;
-		pid_t owner = 0;
-		int r = cdaemon__pidfile_lock(st->pidfile, &st->pid_fd, &owner,
-					      &step);
-		if (r == CDAEMON_PIDFILE_RUNNING) {
-			if (owner > 0)
-				cdaemon__print(2,
-					       "cdaemon: already running (pid "
-					       "%ld; pid file %s)\n",
-					       (long)owner, st->pidfile);
-			else
-				cdaemon__print(2,
-					       "cdaemon: already running (pid "
-					       "unknown: %s is locked but "
-					       "empty)\n",
-					       st->pidfile);
-			st->pidfile[0] = '\0';
-			_exit(CDAEMON_EXIT_RUNNING);
-		}
-		if (r == CDAEMON_PIDFILE_ERROR) {
-			int e = errno;
-			cdaemon__print(2,
-				       "cdaemon: CDAEMON_PIDFILE=\"%s\": %s %s: "
-				       "%s\n",
-				       cfg->pidfile, step, st->pidfile,
-				       strerror(e));
-			st->pidfile[0] = '\0';
-			_exit(CDAEMON_EXIT_CANTCREAT);
-		}
-		st->pid_fd = cdaemon__fd_above(st->pid_fd, 3);
+	if (r == CDAEMON_PIDFILE_ERROR) {
+		cdaemon__print(2, "cdaemon: CDAEMON_PIDFILE=\"%s\": %s %s: %s\n",
+			       cfg->pidfile, step, st->pidfile, strerror(errno));
+		_exit(CDAEMON_EXIT_CANTCREAT);
 	}
+	st->pid_fd = cdaemon__fd_above(st->pid_fd, 3);
+}
 
-	/* What was applied, for cdaemon_applied_config(). */
+static int open_log(const struct cdaemon_config *cfg)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	const char *why;
+	int created;
+
+	int fd = cdaemon__open_logfile(st->logfile, &created, &why);
+	if (fd < 0) {
+		cdaemon__print(2, "cdaemon: CDAEMON_LOG=\"%s\": %s %s: %s\n",
+			       cfg->logfile, st->logfile, why, strerror(errno));
+		abandon(CDAEMON_EXIT_CANTCREAT);
+	}
+	struct stat sb;
+	if (created && fstat(fd, &sb) == 0) {
+		st->log_created = 1;
+		st->log_dev = sb.st_dev;
+		st->log_ino = sb.st_ino;
+	}
+	st->log_fd = fd;
+	return fd;
+}
+
+static int same_inode(int a, int b)
+{
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Where the daemon's start-up output goes for the launcher to copy
+ * (relay.c): the log file, read through a descriptor of our own that
+ * names the same file, unless our own stdout or stderr appends to it (we
+ * would copy our copies, forever); else, without a log or with
+ * /dev/null, a sealed memfd. Sets *daemon_out to what the daemon's fds 1
+ * and 2 are until ready, and returns the launcher's fd to read, or -1. */
+static int setup_relay(int log_fd, off_t *from, int *daemon_out)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	struct stat sb;
+
+	*from = 0;
+	*daemon_out = -1;
+	if (log_fd >= 0 && !cdaemon__is_dev_null(log_fd)) {
+		if (same_inode(log_fd, 1) || same_inode(log_fd, 2) ||
+		    fstat(log_fd, &sb) < 0)
+			return -1;
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", log_fd);
+		int fd = cdaemon__fd_above(
+			open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), 3);
+		if (fd < 0 || !same_inode(fd, log_fd)) {
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		*from = sb.st_size;
+		st->relay_kind = CDAEMON_RELAY_LOG;
+		return fd;
+	}
+	int fd = cdaemon__relay_memfd();
+	if (fd < 0)
+		return -1; /* no memfd: the output goes where it ends up */
+	st->relay_kind = CDAEMON_RELAY_MEMFD;
+	*daemon_out = fd;
+	return fd;
+}
+
+/* What was applied, for cdaemon_applied_config(). */
+static void record_applied(const struct cdaemon_config *cfg)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+
 	st->config = *cfg;
 	st->config.pidfile = st->pidfile[0] ? st->pidfile : NULL;
 	st->config.logfile = st->logfile[0] ? st->logfile : NULL;
@@ -411,12 +433,90 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	if (getcwd(st->launch_dir, sizeof st->launch_dir) == NULL)
 		st->launch_dir[0] = '\0';
 	st->applied = 1;
+}
 
+int cdaemon_start(const struct cdaemon_config *cfg)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	struct timespec entered;
+	clock_gettime(CLOCK_MONOTONIC, &entered);
+	struct cdaemon_ids ids;
+	char err[1024];
+	int keep[CDAEMON_MAX_CLOSE_KEEP];
+	int nkeep = 0, nactivated = 0;
+	pid_t self = getpid();
+
+	if (st->daemonized) {
+		errno = EALREADY;
+		return -1;
+	}
+	/* One deadline for everything the launcher does (issue 10). */
+	st->deadline_ms = (long long)entered.tv_sec * 1000 +
+			  entered.tv_nsec / 1000000 +
+			  (cfg->timeout_ms > 0 ? cfg->timeout_ms
+					       : CDAEMON_DEFAULT_TIMEOUT_MS);
+	int nthreads = threads();
+	if (nthreads > 1) {
+		cdaemon__print(2,
+			       "cdaemon: the process has %d threads; forking "
+			       "would keep only one (is the Go runtime "
+			       "already running? -buildmode=c-shared and "
+			       "c-archive start it first)\n",
+			       nthreads);
+		_exit(CDAEMON_EXIT_SOFTWARE);
+	}
+	if (cdaemon__ensure_stdio() < 0)
+		die(CDAEMON_EXIT_OSERR, "open /dev/null for stdio", errno);
+	validate(cfg, self, &ids, keep, &nkeep, &nactivated);
+
+	/* daemon(7) steps 1-3: close inherited fds, reset signals. */
+	if (cdaemon_close_fds(keep, nkeep) < 0)
+		die(CDAEMON_EXIT_OSERR, "close inherited fds", errno);
+	if (cdaemon_reset_signals() < 0)
+		die(CDAEMON_EXIT_OSERR, "reset signals", errno);
+
+	/* Messages name the variable and the value, as the operator typed
+	 * them; C callers of cdaemon_start set the same fields. */
+	const char *dir = cfg->dir ? cfg->dir : "/";
+	int dir_fd = cdaemon__fd_above(
+		open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 3);
+	if (dir_fd < 0) {
+		cdaemon__print(2,
+			       "cdaemon: CDAEMON_DIR=\"%s\": working directory: "
+			       "%s\n",
+			       dir, strerror(errno));
+		_exit(CDAEMON_EXIT_USAGE);
+	}
+	if (st->pidfile[0])
+		lock_pidfile(cfg);
+	/* Bound here, before anything forks and before privileges drop. */
+	if (cfg->listen) {
+		int code = cdaemon__listen_bind(cfg->listen, cfg->umask, err,
+						sizeof err);
+		if (code != 0) {
+			cdaemon__print(2, "%s\n", err);
+			abandon(code);
+		}
+	} else {
+		adopt_activated(nactivated);
+	}
+	int null_fd =
+		cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
+	if (null_fd < 0) {
+		cdaemon__print(2, "cdaemon: open /dev/null: %s\n",
+			       strerror(errno));
+		abandon(CDAEMON_EXIT_OSERR);
+	}
+	int log_fd = st->logfile[0] ? open_log(cfg) : -1;
+
+	record_applied(cfg);
 	cdaemon__record_stage(CDAEMON_STAGE_LAUNCHER);
 	st->stages[CDAEMON_STAGE_LAUNCHER].mono_ns =
 		(long long)entered.tv_sec * 1000000000LL + entered.tv_nsec;
 	int out_fd = log_fd >= 0 ? log_fd : null_fd;
-	int sock[2] = {-1, -1}, relay[2] = {-1, -1};
+	int sock[2] = {-1, -1};
+	int relay_fd = -1, early_fd = -1;
+	off_t relay_from = 0;
 	pid_t child = 0, daemon = 0, first = 0;
 
 	if (cfg->foreground) {
@@ -429,22 +529,11 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		die(CDAEMON_EXIT_OSERR, "socketpair", errno);
 	sock[0] = cdaemon__fd_above(sock[0], 3);
 	sock[1] = cdaemon__fd_above(sock[1], 3);
-	/* Start-up output shows on the launcher's stderr: followed in the log
-	 * file, or through a pipe when there is none. */
-	int follow_fd = -1;
-	if (!cfg->noclose && log_fd >= 0) {
-		follow_fd = cdaemon__fd_above(
-			open(st->logfile, O_RDONLY | O_CLOEXEC | O_NONBLOCK), 3);
-		if (follow_fd >= 0)
-			(void)lseek(follow_fd, 0, SEEK_END);
-	} else if (!cfg->noclose) {
-		if (pipe2(relay, O_CLOEXEC) < 0)
-			die(CDAEMON_EXIT_OSERR, "pipe", errno);
-		relay[0] = cdaemon__fd_above(relay[0], 3);
-		relay[1] = cdaemon__fd_above(relay[1], 3);
-	}
+	if (!cfg->noclose)
+		relay_fd = setup_relay(log_fd, &relay_from, &early_fd);
 	/* As a subreaper the launcher adopts the daemon when the first child
-	 * exits, so it can reap it and report how it died before ready. */
+	 * exits, so it can reap it and report how it died before ready, and
+	 * every orphan of a failed start, to kill it (tree.c). */
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
 	/* Stop signals stay blocked across the fork so that the launcher's
@@ -459,8 +548,10 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	sigprocmask(SIG_BLOCK, &stops, NULL);
 
 	handoff.drop[0] = sock[0];
-	handoff.drop[1] = follow_fd;
-	handoff.drop[2] = relay[0];
+	/* The launcher's reading end of the log; the memfd is the daemon's
+	 * stdout until it is ready. */
+	handoff.drop[1] = early_fd < 0 ? relay_fd : -1;
+	handoff.drop[2] = -1;
 	handoff.first = handoff.daemon = 0;
 	handoff.err = 0;
 	handoff.step = NULL;
@@ -469,19 +560,14 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		die(CDAEMON_EXIT_OSERR, "vfork", errno);
 	if (child > 0) {
 		close(sock[1]);
-		if (relay[1] >= 0)
-			close(relay[1]);
 		close(dir_fd);
 		close(null_fd);
 		if (handoff.step != NULL)
 			die(CDAEMON_EXIT_OSERR, handoff.step, handoff.err);
 		/* No daemon and no step: the first child was killed; the
 		 * launcher says how. */
-		cdaemon__launcher_wait(child, handoff.daemon, sock[0], relay[0],
-				       follow_fd, cfg->notify_fd,
-				       cfg->timeout_ms > 0
-					       ? cfg->timeout_ms
-					       : CDAEMON_DEFAULT_TIMEOUT_MS);
+		cdaemon__launcher_wait(child, handoff.daemon, sock[0], relay_fd,
+				       relay_from, cfg->notify_fd);
 	}
 
 	/* The daemon, in its own copy of the launcher's memory. */
@@ -493,6 +579,8 @@ in_daemon:
 	/* The launcher's notification socket is the launcher's alone. */
 	if (cfg->notify_fd >= 0 && !cfg->foreground)
 		close(cfg->notify_fd);
+	st->log_fd = -1;
+	st->log_created = 0;
 	if (st->pid_fd >= 0 && cdaemon__pidfile_write(st->pid_fd, daemon) < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_CANTCREAT, "write pid file",
 				   errno);
@@ -505,17 +593,18 @@ in_daemon:
 		if (dup2(null_fd, 0) < 0)
 			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
 					   "stdin onto /dev/null", errno);
-		/* Until ready, stdout and stderr are the relay. In the
-		 * foreground without a log file they stay the supervisor's. */
-		int early = relay[1];
+		/* Until ready, stdout and stderr are the memfd the launcher
+		 * copies, or the log it follows. In the foreground without a
+		 * log file they stay the supervisor's. */
+		int early = early_fd;
 		if (early < 0 && (log_fd >= 0 || !cfg->foreground))
 			early = out_fd;
 		if (early >= 0 && (dup2(early, 1) < 0 || dup2(early, 2) < 0))
 			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
 					   "stdout and stderr", errno);
 	}
-	if (relay[1] >= 0) {
-		close(relay[1]);
+	if (early_fd >= 0) {
+		close(early_fd);
 		st->out_fd = out_fd; /* moved onto 1 and 2 by cdaemon_ready */
 	}
 	if (null_fd != st->out_fd)

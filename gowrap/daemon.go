@@ -178,7 +178,8 @@ func (d *Daemon) Fail(code int, err error) {
 }
 
 // Close stops the signal handling and the watchdog and removes the pid
-// file. Idempotent.
+// file and the unix socket files the start made (cdaemon.Cleanup).
+// Idempotent.
 func (d *Daemon) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -195,7 +196,9 @@ func (d *Daemon) Close() error {
 	if d.wdStop != nil {
 		close(d.wdStop)
 	}
-	return cdaemon.RemovePIDFile()
+	err := cdaemon.RemovePIDFile()
+	cdaemon.Cleanup()
+	return err
 }
 
 func (d *Daemon) handleSignals() {
