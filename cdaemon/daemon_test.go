@@ -229,6 +229,7 @@ type report struct {
 	ChildError   string   `json:"child_error"`
 	Goroutines   int      `json:"goroutines"`
 	ExecutableOK bool     `json:"executable_ok"`
+	ChildPID     int      `json:"child_pid"` // mode spawn
 
 	err error // the line could not be decoded
 }

@@ -131,10 +131,11 @@ CDAEMON_API int cdaemon_prefork(void);
 /* The worker index in a prefork worker, else -1. */
 CDAEMON_API int cdaemon_worker_index(void);
 
-/* Report readiness to the launcher, which then exits 0. Without a log
- * file, stdout and stderr move from the pipe that showed the start-up
- * output on the launcher's terminal to /dev/null. Idempotent; 0 on
- * success. */
+/* Report readiness to the launcher, which then exits 0, having shown the
+ * start-up output written before this call and none after. Without a log
+ * file, stdout and stderr move from the memfd that held the start-up
+ * output to /dev/null. Idempotent; 0 on success, also when the launcher
+ * is gone. */
 CDAEMON_API int cdaemon_ready(void);
 
 /* In the daemon, become another program (execvp). The launcher exits 0

@@ -87,7 +87,8 @@ struct cdaemon_relay {
 	int out;  /* the launcher's stderr */
 	off_t pos;
 	long long copied, dropped;
-	int cut, stuck;
+	int cut, noted, stuck;
+	int mid_line; /* the last byte copied was not a newline */
 	long long stalled_since; /* ms; 0 while the reader keeps up */
 	size_t head, len;        /* pending bytes: buf[head, head+len) */
 	char buf[16384];

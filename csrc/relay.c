@@ -54,6 +54,11 @@ void cdaemon__relay_init(struct cdaemon_relay *r, int src, off_t from,
 	sa.sa_handler = on_alarm;
 	sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGALRM, &sa, NULL);
+	/* `app 2>&1 | head -1`: a reader that went away is EPIPE, which
+	 * drops the output, not SIGPIPE, which would kill the launcher
+	 * before the daemon is ready and hide how the start ended. The
+	 * daemon, forked before this, keeps the default. */
+	(void)signal(SIGPIPE, SIG_IGN);
 }
 
 /* Where the daemon's output ends now: the log file's size, or the offset
@@ -110,8 +115,27 @@ static void append(struct cdaemon_relay *r, const char *p, size_t n)
  * empty, so that a slow reader slows the copy instead of growing it. */
 static void fill(struct cdaemon_relay *r, off_t end)
 {
-	if (r->kind == CDAEMON_RELAY_NONE || r->cut || r->stuck || r->len > 0)
+	if (r->kind == CDAEMON_RELAY_NONE || r->stuck || r->len > 0)
 		return;
+	if (r->cut) {
+		/* Once what was copied has gone out: one line, once. */
+		if (!r->noted) {
+			char note[160];
+			/* On a line of its own, even if the cut was not. */
+			int len = snprintf(note, sizeof note,
+					   "%scdaemon: start-up output cut at "
+					   "%lld bytes%s\n",
+					   r->mid_line ? "\n" : "",
+					   (long long)CDAEMON_RELAY_CAP,
+					   r->kind == CDAEMON_RELAY_LOG
+						   ? " (the log file has all "
+						     "of it)"
+						   : "");
+			r->noted = 1;
+			append(r, note, (size_t)len);
+		}
+		return;
+	}
 	if (end < 0)
 		end = cdaemon__relay_end(r);
 	if (end < 0 || r->pos >= end)
@@ -127,21 +151,12 @@ static void fill(struct cdaemon_relay *r, off_t end)
 		r->pos += n;
 		r->copied += n;
 		r->len = (size_t)n;
+		r->mid_line = r->buf[n - 1] != '\n';
 	}
 	/* The memfd refuses writes past the cap: reaching it is a cut. */
 	if (r->copied >= CDAEMON_RELAY_CAP &&
-	    (r->pos < end || r->kind == CDAEMON_RELAY_MEMFD)) {
-		char note[160];
-		int len = snprintf(note, sizeof note,
-				   "\ncdaemon: start-up output cut at %lld "
-				   "bytes%s\n",
-				   (long long)CDAEMON_RELAY_CAP,
-				   r->kind == CDAEMON_RELAY_LOG
-					   ? " (the log file has all of it)"
-					   : "");
+	    (r->pos < end || r->kind == CDAEMON_RELAY_MEMFD))
 		r->cut = 1;
-		append(r, note, (size_t)len);
-	}
 }
 
 int cdaemon__relay_pending(const struct cdaemon_relay *r)

@@ -352,8 +352,12 @@ static int open_log(const struct cdaemon_config *cfg)
 
 	int fd = cdaemon__open_logfile(st->logfile, &created, &why);
 	if (fd < 0) {
-		cdaemon__print(2, "cdaemon: CDAEMON_LOG=\"%s\": %s %s: %s\n",
-			       cfg->logfile, st->logfile, why, strerror(errno));
+		/* "is a FIFO" says it all; "open log file" wants the cause. */
+		int described = !strncmp(why, "is ", 3) || !strncmp(why, "has ", 4);
+		cdaemon__print(2, "cdaemon: CDAEMON_LOG=\"%s\": %s %s%s%s\n",
+			       cfg->logfile, st->logfile, why,
+			       described ? "" : ": ",
+			       described ? "" : strerror(errno));
 		abandon(CDAEMON_EXIT_CANTCREAT);
 	}
 	struct stat sb;

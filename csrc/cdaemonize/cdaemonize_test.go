@@ -379,3 +379,58 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("pid file left behind: %v", err)
 	}
 }
+
+// --notify: the program starts a child and exits without ever notifying.
+// cdaemonize fails, and, as the subreaper of the program's whole tree,
+// kills and reaps the child before it exits: no orphan is left running.
+func TestHostileNotifyOrphan(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	childPIDFile := filepath.Join(dir, "child.pid")
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(cdaemonize(t), "--notify", "--",
+		"sh", "-c", `sleep 100 & echo $! > "$0"; exit 0`, childPIDFile)
+	cmd.Env = proctest.CleanEnv()
+	cmd.Stdout, cmd.Stderr = out, out // a file: a leftover child cannot stall Wait
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(hang):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("cdaemonize still running after %v; killed it", hang)
+	}
+	b := make([]byte, 4096)
+	n, _ := out.ReadAt(b, 0)
+	stderr := string(b[:n])
+	if code := cmd.ProcessState.ExitCode(); code == 0 {
+		t.Errorf("cdaemonize exited 0, want an error: the program exited without notifying. Output:\n%s", stderr)
+	}
+	pid := proctest.ReadPIDFile(t, childPIDFile)
+	s, err := proctest.ReadStat(pid)
+	if err != nil || s.Comm != "sleep" {
+		return // gone (or the pid is somebody else's now)
+	}
+	if s.PPID == os.Getpid() {
+		// Ours to reap (we are the subreaper cdaemonize left it to), and
+		// to kill if it still runs.
+		if s.State != 'Z' {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		defer proctest.Wait4(pid)
+	}
+	if s.State != 'Z' || s.PPID != os.Getpid() {
+		t.Errorf("the program's child `sleep 100` (pid %d) is left behind after cdaemonize exited: %+v. Output:\n%s", pid, s, stderr)
+	}
+}

@@ -270,22 +270,43 @@ type launcher struct {
 	waited bool
 }
 
+// launchOpts says how to start a launcher.
+type launchOpts struct {
+	env   []string
+	extra []*os.File // the launcher's fds 3, 4, ... (exec.Cmd.ExtraFiles)
+	umask string     // the launcher's umask, set by /bin/sh before it execs the binary; "" keeps the test's
+	stdio *os.File   // its stdin, stdout and stderr, if set; else a file that wait reads
+	attr  *syscall.SysProcAttr
+}
+
 // launchAsync starts the launcher with CDAEMON=1, the pid file, the log
 // file and env; stdio, when given, is its stdin, stdout and stderr.
 func (d *daemon) launchAsync(env []string, stdio *os.File, attr *syscall.SysProcAttr) *launcher {
+	d.t.Helper()
+	return d.launchWith(launchOpts{env: env, stdio: stdio, attr: attr})
+}
+
+// launchWith starts the launcher with CDAEMON=1, the pid file, the log
+// file, CDAEMON_TIMEOUT=40s, then o.env, and o's files and umask.
+func (d *daemon) launchWith(o launchOpts) *launcher {
 	t := d.t
 	t.Helper()
 	cmd := exec.Command(d.bin)
+	if o.umask != "" {
+		// exec keeps the pid: the launcher is the process started.
+		cmd = exec.Command("/bin/sh", "-c", `umask "$1" && exec "$0"`, d.bin, o.umask)
+	}
 	cmd.Env = append(cleanEnv(), "CDAEMON=1", "CDAEMON_PIDFILE="+d.pidFile, "CDAEMON_LOG="+d.logFile,
 		"CDAEMON_TIMEOUT=40s")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.SysProcAttr = attr
+	cmd.Env = append(cmd.Env, o.env...)
+	cmd.ExtraFiles = o.extra
+	cmd.SysProcAttr = o.attr
 	out, err := os.CreateTemp(d.dir, "launcher-*.out")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stdio != nil {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio, stdio, stdio
+	if o.stdio != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = o.stdio, o.stdio, o.stdio
 	} else {
 		cmd.Stdout, cmd.Stderr = out, out
 	}

@@ -12,6 +12,18 @@
 //	never     report, then block forever without Ready
 //	exec      Ready, run this program again in mode envreport, report what it saw
 //	envreport (not a daemon) print what the environment says as JSON on stdout
+//	spew      report, write CDTEST_SPEW_BYTES bytes of text lines to stderr
+//	          (write errors ignored), Ready, serve
+//	spawn     start this program again in mode sleeper (in a session of its
+//	          own with CDTEST_SETSID=1), report with its pid in child_pid,
+//	          then as CDTEST_THEN says: "fail" (cdaemon.Fail(5, ...)),
+//	          "exit" (os.Exit(3)) or "never" (block without Ready)
+//	sleeper   (not a daemon) block forever
+//
+// In mode gate, CDTEST_SPEW_BYTES=N (if set) makes the daemon write N bytes
+// to stdout and N to stderr once the gate is open, then Ready, then N more
+// to each, then report again (phase "spewed") and serve: the tests kill the
+// launcher at the gate and check that the daemon survives its writes.
 //
 // In every serving mode a connection that sends "exit" makes the daemon
 // call cdaemon.Exit(0), which removes the pid file; so does SIGTERM when
@@ -30,6 +42,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +69,7 @@ type Report struct {
 	ChildError   string          `json:"child_error,omitempty"`
 	Goroutines   int             `json:"goroutines"`
 	ExecutableOK bool            `json:"executable_ok"`
+	ChildPID     int             `json:"child_pid,omitempty"`
 }
 
 func observe(mode, phase string) *Report {
@@ -152,6 +166,38 @@ func serve(ln net.Listener) {
 	}
 }
 
+// spewBytes is CDTEST_SPEW_BYTES, 0 if unset.
+func spewBytes() int {
+	s := os.Getenv("CDTEST_SPEW_BYTES")
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		cdaemon.Fail(92, fmt.Errorf("testdaemon: CDTEST_SPEW_BYTES=%q", s))
+	}
+	return n
+}
+
+// spew writes n bytes to f: numbered lines of 64 bytes ("testdaemon: spew
+// TAG 00000000 xxx...\n"; the last one may be cut short), in writes of
+// 32 KiB. Write errors are ignored: the writes may fail where nobody
+// reads any more.
+func spew(f *os.File, n int, tag string) {
+	b := make([]byte, 0, n+64)
+	for i := 0; len(b) < n; i++ {
+		line := fmt.Sprintf("testdaemon: spew %s %08d ", tag, i)
+		line += strings.Repeat("x", max(63-len(line), 0)) + "\n"
+		b = append(b, line...)
+	}
+	b = b[:n]
+	for len(b) > 0 {
+		k := min(len(b), 32<<10)
+		_, _ = f.Write(b[:k])
+		b = b[k:]
+	}
+}
+
 func exitOnTERM() {
 	if os.Getenv("CDTEST_EXIT_ON_TERM") != "1" {
 		return
@@ -188,8 +234,57 @@ func main() {
 			cdaemon.Fail(93, err)
 		}
 		g.Close()
+		if n := spewBytes(); n > 0 {
+			spew(os.Stdout, n, "stdout-before-ready")
+			spew(os.Stderr, n, "stderr-before-ready")
+			ready()
+			spew(os.Stdout, n, "stdout-after-ready")
+			spew(os.Stderr, n, "stderr-after-ready")
+			r := observe(mode, "spewed")
+			r.Port = ln.Addr().(*net.TCPAddr).Port
+			report(r)
+		}
 		ready()
 		serve(ln)
+	case "spew":
+		exitOnTERM()
+		ln := listen()
+		r := observe(mode, "serving")
+		r.Port = ln.Addr().(*net.TCPAddr).Port
+		report(r)
+		spew(os.Stderr, spewBytes(), "stderr")
+		ready()
+		serve(ln)
+	case "spawn":
+		exe, err := os.Executable()
+		if err != nil {
+			exe = os.Args[0]
+		}
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), "CDTEST_MODE=sleeper")
+		if os.Getenv("CDTEST_SETSID") == "1" {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
+		if err := cmd.Start(); err != nil {
+			cdaemon.Fail(90, err)
+		}
+		r := observe(mode, "spawned")
+		r.ChildPID = cmd.Process.Pid
+		report(r)
+		switch then := os.Getenv("CDTEST_THEN"); then {
+		case "fail":
+			cdaemon.Fail(5, fmt.Errorf("spawn: failing, child %d left running", cmd.Process.Pid))
+		case "exit":
+			os.Exit(3)
+		case "never":
+			select {}
+		default:
+			cdaemon.Fail(91, fmt.Errorf("testdaemon: unknown CDTEST_THEN %q", then))
+		}
+	case "sleeper":
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "fail":
 		report(observe(mode, "failing"))
 		cdaemon.Fail(5, errors.New("config: port missing"))

@@ -11,6 +11,15 @@
 //	                   it calls gowrap.Daemonize (and so before Ready): a
 //	                   worker still starting up, for as long as the test
 //	                   likes. PFTEST_GATE_WORKER=N holds worker[N] only.
+//	PFTEST_NEVER_READY=1
+//	                   a worker never calls Ready: once gowrap.Daemonize
+//	                   returned and it has its sockets, it blocks for good
+//	                   (INT, TERM and QUIT only end gowrap's context, which
+//	                   it does not watch): a start-up that hangs. With
+//	                   PFTEST_REPORT=PATH it first writes the line
+//	                   "stuck <pid> <ppid>" to PATH (a FIFO the test
+//	                   reads), so that the test knows the worker and its
+//	                   master.
 //
 // Otherwise it serves as examples/prefork does: "Hello from <pid>", then
 // "Goodbye from <pid>" after PREFORK_DELAY.
@@ -71,6 +80,9 @@ func serve(d *gowrap.Daemon) error {
 	delay, _ := time.ParseDuration(os.Getenv("PREFORK_DELAY"))
 	index, _ := d.Worker()
 	log := d.Logger().With("worker", index)
+	if os.Getenv("PFTEST_NEVER_READY") == "1" {
+		neverReady()
+	}
 	if err := d.Ready(); err != nil {
 		return err
 	}
@@ -118,4 +130,21 @@ func serve(d *gowrap.Daemon) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// neverReady reports the worker stuck (see PFTEST_REPORT) and blocks for
+// good.
+func neverReady() {
+	if path := os.Getenv("PFTEST_REPORT"); path != "" {
+		// One write of a short line: whole, whatever the other workers
+		// write to the FIFO at the same time.
+		line := fmt.Sprintf("stuck %d %d\n", os.Getpid(), os.Getppid())
+		if f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+			_, _ = f.WriteString(line)
+			f.Close()
+		}
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
 }
