@@ -4,6 +4,7 @@ package cdaemon
 
 /*
 #cgo CFLAGS: -std=c11 -D_GNU_SOURCE
+#include <grp.h>
 #include <stdlib.h>
 #include "../csrc/cdaemon.h"
 #include "../csrc/internal.h"
@@ -18,6 +19,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -203,25 +205,159 @@ func Stages() []Stage {
 	return out
 }
 
-// ErrLockedNoPID is returned by PIDFileOwner when the pid file is locked
-// but its owner has not written a pid within a few seconds.
-var ErrLockedNoPID = errors.New("cdaemon: pid file is locked but holds no pid")
+// ErrLockedNoPID is returned by PIDFileOwner while a start is in
+// progress: the pid file is locked but holds no pid yet.
+var ErrLockedNoPID = errors.New("cdaemon: pid file is locked but holds no pid yet (starting)")
 
-// PIDFileOwner returns the pid of the live process holding the lock on the
-// pid file at path, or 0 if no process holds it (the file may be missing
-// or stale). It decides by the lock, never by kill(pid, 0): a dead
-// daemon's pid may belong to another process by now.
+// PIDFileOwner returns the pid of the verified daemon of the pid file at
+// path (see ProbePIDFile), or 0 if there is none: the file is missing, or
+// no live process that it names holds it open.
 func PIDFileOwner(path string) (int, error) {
+	state, pid, _, err := probe(path, false)
+	switch {
+	case err != nil:
+		return 0, err
+	case state == PIDFileStarting:
+		return 0, ErrLockedNoPID
+	case state == PIDFileLive:
+		return pid, nil
+	}
+	return 0, nil
+}
+
+// PIDFileState is what a pid file says, checked against the kernel.
+type PIDFileState int
+
+const (
+	PIDFileAbsent   PIDFileState = C.CDAEMON_PIDFILE_ABSENT   // no file: not running
+	PIDFileStale    PIDFileState = C.CDAEMON_PIDFILE_STALE    // a file, but no daemon holds it
+	PIDFileStarting PIDFileState = C.CDAEMON_PIDFILE_STARTING // locked and empty: a start is in progress
+	PIDFileLive     PIDFileState = C.CDAEMON_PIDFILE_LIVE     // the daemon it names, verified
+)
+
+func (s PIDFileState) String() string {
+	switch s {
+	case PIDFileAbsent:
+		return "absent"
+	case PIDFileStale:
+		return "stale"
+	case PIDFileStarting:
+		return "starting"
+	case PIDFileLive:
+		return "live"
+	}
+	return fmt.Sprintf("PIDFileState(%d)", int(s))
+}
+
+// ProbePIDFile says what the pid file at path is, trusting the kernel and
+// not the file: a process counts as its daemon only if the file names it
+// and /proc shows it holding the file open (a daemon that dropped its
+// privileges can write any pid into the file; a pid may have been reused).
+// With PIDFileLive, pid is the daemon and pidfd a pidfd(2) of the process
+// verified (-1 where pidfd_open is missing): signal it with
+// unix.PidfdSendSignal, so that no other process can be hit, then close
+// it. For a stale file, pid is the pid the file holds (or 0).
+func ProbePIDFile(path string) (state PIDFileState, pid, pidfd int, err error) {
+	return probe(path, true)
+}
+
+func probe(path string, wantFD bool) (PIDFileState, int, int, error) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	pid, err := C.cdaemon_pidfile_owner(cpath)
-	switch {
-	case pid == -2:
-		return 0, ErrLockedNoPID
-	case pid < 0:
-		return 0, fmt.Errorf("cdaemon: pid file %s: %w", path, err)
+	var cpid C.pid_t
+	var cfd C.int = -1
+	pfd := (*C.int)(nil)
+	if wantFD {
+		pfd = &cfd
 	}
-	return int(pid), nil
+	r, err := C.cdaemon_pidfile_probe(cpath, &cpid, pfd)
+	if r < 0 {
+		return 0, int(cpid), -1, fmt.Errorf("cdaemon: pid file %s: %w", path, err)
+	}
+	return PIDFileState(r), int(cpid), int(cfd), nil
+}
+
+// RemoveStalePIDFile removes the pid file at path if no process holds its
+// lock; a file someone holds is left alone.
+func RemoveStalePIDFile(path string) error {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	if r, err := C.cdaemon_pidfile_remove_stale(cpath); r != 0 {
+		return fmt.Errorf("cdaemon: remove stale pid file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Credential resolves user and group as the constructor does for
+// CDAEMON_USER and CDAEMON_GROUP (the same rules, the same messages, from
+// the same C code) into the credential a child process would get: uid,
+// gid and exactly the target's supplementary groups. It fails, naming the
+// variable, for a user or group that does not exist, a numeric user with
+// no passwd entry and no group, or a switch only root may make.
+func Credential(user, group string) (*syscall.Credential, error) {
+	ids, err := resolveIDs(user, group)
+	if err != nil {
+		return nil, err
+	}
+	cred := &syscall.Credential{Uid: uint32(ids.uid), Gid: uint32(ids.gid)}
+	if ids.user[0] != 0 {
+		var n C.int = 64
+		for {
+			list := make([]C.gid_t, n)
+			if C.getgrouplist(&ids.user[0], ids.gid, &list[0], &n) >= 0 {
+				for _, g := range list[:n] {
+					cred.Groups = append(cred.Groups, uint32(g))
+				}
+				break
+			}
+			if n <= C.int(len(list)) {
+				n *= 2
+			}
+		}
+	}
+	if cred.Groups == nil {
+		cred.Groups = []uint32{cred.Gid}
+	}
+	return cred, nil
+}
+
+func resolveIDs(user, group string) (C.struct_cdaemon_ids, error) {
+	var cuser, cgroup *C.char
+	if user != "" {
+		cuser = C.CString(user)
+		defer C.free(unsafe.Pointer(cuser))
+	}
+	if group != "" {
+		cgroup = C.CString(group)
+		defer C.free(unsafe.Pointer(cgroup))
+	}
+	var ids C.struct_cdaemon_ids
+	var msg [512]C.char
+	if C.cdaemon__resolve_ids(cuser, cgroup, &ids, &msg[0], C.size_t(len(msg))) < 0 {
+		return ids, errors.New(C.GoString(&msg[0]))
+	}
+	return ids, nil
+}
+
+// DropPrivileges switches the process to user and group (names or
+// numbers; the user's primary group and supplementary groups unless group
+// is given), exactly as the constructor does for CDAEMON_USER and
+// CDAEMON_GROUP: the same resolution (a number with no passwd entry needs
+// a group; only root may switch), then groups, gid and uid, and a check
+// that root cannot be regained. glibc applies each change to every thread,
+// the Go runtime's included.
+func DropPrivileges(user, group string) error {
+	mu.Lock()
+	defer mu.Unlock()
+	ids, err := resolveIDs(user, group)
+	if err != nil {
+		return err
+	}
+	var step *C.char
+	if r, err := C.cdaemon__drop_privileges(&ids, &step); r < 0 {
+		return fmt.Errorf("cdaemon: %s: %w", C.GoString(step), err)
+	}
+	return nil
 }
 
 // Config is a daemon configuration as the CDAEMON_* environment expresses

@@ -165,10 +165,30 @@ CDAEMON_API void cdaemon_cleanup(void);
 /* Removes the pid file if this process holds its lock; 0 or -1 with errno. */
 CDAEMON_API int cdaemon_remove_pidfile(void);
 
-/* The live holder of the lock on the pid file at path: its pid (> 0); 0
- * when nobody holds it (the file is missing or stale); -2 when it is locked
- * but no pid was written within a few seconds; -1 on error, with errno.
- * Decided by the lock, never by kill(pid, 0). */
+/* What the pid file at path says, checked against the kernel: a process
+ * counts as its daemon only if the file names it and it holds the file
+ * open (/proc/PID/fd), checked after pidfd_open(2) so that a reused pid
+ * cannot slip in. Returns one of the states below, or -1 with errno (EACCES:
+ * we may not look at that process; EINVAL: not a regular file). *pid is
+ * the pid in the file (0 if none); with LIVE and pidfd != NULL, *pidfd is
+ * a pidfd of the verified daemon (-1 where pidfd_open is missing), to
+ * signal and wait on; close it. */
+enum {
+	CDAEMON_PIDFILE_ABSENT = 0,   /* no file: not running */
+	CDAEMON_PIDFILE_STALE = 1,    /* a file, but no daemon holds it */
+	CDAEMON_PIDFILE_STARTING = 2, /* locked and empty: a start is on */
+	CDAEMON_PIDFILE_LIVE = 3,     /* the daemon named, verified */
+};
+CDAEMON_API int cdaemon_pidfile_probe(const char *path, pid_t *pid,
+				      int *pidfd);
+
+/* Removes the pid file at path if nobody holds its lock (a stale file);
+ * a file someone locks is left alone. 0, or -1 with errno. */
+CDAEMON_API int cdaemon_pidfile_remove_stale(const char *path);
+
+/* The verified daemon of the pid file at path (see cdaemon_pidfile_probe):
+ * its pid (> 0); 0 when there is none (no file, or a stale one); -2 while
+ * a start is in progress (locked, no pid yet); -1 on error, with errno. */
 CDAEMON_API pid_t cdaemon_pidfile_owner(const char *path);
 
 /* Takes the pid file at path for this process after the fact (the Go

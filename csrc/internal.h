@@ -166,12 +166,14 @@ int cdaemon__place_listeners(int *extra, int nextra);
 int cdaemon__export_listeners(void);
 
 /* pidfile.c */
-enum { CDAEMON_PIDFILE_OK = 0, CDAEMON_PIDFILE_RUNNING = 1,
-       CDAEMON_PIDFILE_ERROR = -1 };
-/* Opens and locks path. On RUNNING, *owner is the holder's pid (0 if it
- * never wrote one). On ERROR, errno and *step say what failed. */
+enum { CDAEMON_LOCK_OK = 0, CDAEMON_LOCK_RUNNING = 1, CDAEMON_LOCK_ERROR = -1 };
+/* Opens and locks path, refusing a file we should not trust (*step says
+ * why, errno EPERM) and waiting until deadline_ms for a start in progress.
+ * On RUNNING, *owner is the verified daemon's pid, or 0 when another start
+ * was still in progress at the deadline. On ERROR, errno and *step say
+ * what failed. On OK the file is locked and empty. */
 int cdaemon__pidfile_lock(const char *path, int *fd, pid_t *owner,
-			  const char **step);
+			  const char **step, long long deadline_ms);
 int cdaemon__pidfile_write(int fd, pid_t pid);
 int cdaemon__pidfile_remove(int fd, const char *path);
 

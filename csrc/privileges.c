@@ -48,10 +48,18 @@ int cdaemon__resolve_ids(const char *user, const char *group,
 			ids->gid = pw->pw_gid;
 			snprintf(ids->user, sizeof ids->user, "%s",
 				 pw->pw_name);
-		} else if (parse_id(user, &n) == 0) {
-			/* A number with no passwd entry: allowed, as in
-			 * setpriv(1); it keeps the current group. */
+		} else if (parse_id(user, &n) == 0 && group != NULL) {
+			/* A number with no passwd entry, as setpriv(1) takes
+			 * it; the group must be said too, or it would stay
+			 * ours (root's). */
 			ids->uid = (uid_t)n;
+		} else if (parse_id(user, &n) == 0) {
+			snprintf(err, errlen,
+				 "cdaemon: CDAEMON_USER=\"%s\": no such user "
+				 "in the passwd database; a number alone "
+				 "needs CDAEMON_GROUP too",
+				 user);
+			return -1;
 		} else {
 			snprintf(err, errlen,
 				 "cdaemon: CDAEMON_USER=\"%s\": no such user",
@@ -71,6 +79,37 @@ int cdaemon__resolve_ids(const char *user, const char *group,
 				 group);
 			return -1;
 		}
+	}
+	/* Only root changes users: say so before anything forks, naming
+	 * the variable, rather than fail in the daemon (initgroups: EPERM).
+	 * Asking to be who we are already is no change at all. */
+	if (geteuid() != 0) {
+		if (ids->uid != geteuid()) {
+			snprintf(err, errlen,
+				 "cdaemon: CDAEMON_USER=\"%s\": only root can "
+				 "run a daemon as another user (this is uid "
+				 "%ld)",
+				 user ? user : "", (long)geteuid());
+			return -1;
+		}
+		if (ids->gid != getegid() && group != NULL) {
+			snprintf(err, errlen,
+				 "cdaemon: CDAEMON_GROUP=\"%s\": only root can "
+				 "run a daemon as another group (this is gid "
+				 "%ld)",
+				 group, (long)getegid());
+			return -1;
+		}
+		if (ids->gid != getegid()) {
+			snprintf(err, errlen,
+				 "cdaemon: CDAEMON_USER=\"%s\": its group (gid "
+				 "%ld) is not ours, and only root can switch "
+				 "groups (this is gid %ld)",
+				 user ? user : "", (long)ids->gid,
+				 (long)getegid());
+			return -1;
+		}
+		ids->set = 0;
 	}
 	return 0;
 }

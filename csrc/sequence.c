@@ -293,6 +293,18 @@ static void validate(const struct cdaemon_config *cfg, pid_t self,
 	if (cfg->logfile && cdaemon__absolute(cfg->logfile, st->logfile,
 				     sizeof st->logfile) < 0)
 		die(CDAEMON_EXIT_USAGE, "CDAEMON_LOG", errno);
+	/* The pid file would be truncated to a pid, and removed at exit. */
+	struct stat pst, lst;
+	if (st->pidfile[0] && st->logfile[0] &&
+	    (strcmp(st->pidfile, st->logfile) == 0 ||
+	     (stat(st->pidfile, &pst) == 0 && stat(st->logfile, &lst) == 0 &&
+	      pst.st_dev == lst.st_dev && pst.st_ino == lst.st_ino))) {
+		cdaemon__print(2,
+			       "cdaemon: CDAEMON_PIDFILE=\"%s\": %s is the log "
+			       "file (CDAEMON_LOG)\n",
+			       cfg->pidfile, st->pidfile);
+		_exit(CDAEMON_EXIT_CANTCREAT);
+	}
 }
 
 /* Sockets passed by a supervisor (LISTEN_FDS), with their names. */
@@ -322,8 +334,9 @@ static void lock_pidfile(const struct cdaemon_config *cfg)
 	const char *step = NULL;
 	pid_t owner = 0;
 
-	int r = cdaemon__pidfile_lock(st->pidfile, &st->pid_fd, &owner, &step);
-	if (r == CDAEMON_PIDFILE_RUNNING) {
+	int r = cdaemon__pidfile_lock(st->pidfile, &st->pid_fd, &owner, &step,
+				      st->deadline_ms);
+	if (r == CDAEMON_LOCK_RUNNING) {
 		if (owner > 0)
 			cdaemon__print(2,
 				       "cdaemon: already running (pid %ld; pid "
@@ -331,14 +344,19 @@ static void lock_pidfile(const struct cdaemon_config *cfg)
 				       (long)owner, st->pidfile);
 		else
 			cdaemon__print(2,
-				       "cdaemon: already running (pid unknown: "
-				       "%s is locked but empty)\n",
+				       "cdaemon: another start is in progress "
+				       "(%s is locked and holds no pid yet) and "
+				       "did not finish within CDAEMON_TIMEOUT\n",
 				       st->pidfile);
 		_exit(CDAEMON_EXIT_RUNNING);
 	}
-	if (r == CDAEMON_PIDFILE_ERROR) {
-		cdaemon__print(2, "cdaemon: CDAEMON_PIDFILE=\"%s\": %s %s: %s\n",
-			       cfg->pidfile, step, st->pidfile, strerror(errno));
+	if (r == CDAEMON_LOCK_ERROR) {
+		/* "pid file is owned by another user" says it all. */
+		int described = strncmp(step, "pid file ", 9) == 0;
+		cdaemon__print(2, "cdaemon: CDAEMON_PIDFILE=\"%s\": %s: %s%s%s\n",
+			       cfg->pidfile, st->pidfile, step,
+			       described ? "" : ": ",
+			       described ? "" : strerror(errno));
 		_exit(CDAEMON_EXIT_CANTCREAT);
 	}
 	st->pid_fd = cdaemon__fd_above(st->pid_fd, 3);
@@ -512,6 +530,17 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 		abandon(CDAEMON_EXIT_OSERR);
 	}
 	int log_fd = st->logfile[0] ? open_log(cfg) : -1;
+	/* unicorn's chown_logs: the daemon that drops privileges owns its
+	 * log, so that it can reopen it after a rotation (HUP). */
+	struct stat lsb;
+	if (log_fd >= 0 && ids.set && geteuid() == 0 &&
+	    fstat(log_fd, &lsb) == 0 && S_ISREG(lsb.st_mode) &&
+	    fchown(log_fd, ids.uid, ids.gid) < 0) {
+		cdaemon__print(2, "cdaemon: CDAEMON_LOG=\"%s\": chown %s to "
+				  "CDAEMON_USER: %s\n",
+			       cfg->logfile, st->logfile, strerror(errno));
+		abandon(CDAEMON_EXIT_CANTCREAT);
+	}
 
 	record_applied(cfg);
 	cdaemon__record_stage(CDAEMON_STAGE_LAUNCHER);

@@ -189,18 +189,39 @@ func (c *controller) serve(opts Options, run func(*Daemon) error) int {
 	return 0
 }
 
+// daemon finds the verified daemon of the pid file (cdaemon.ProbePIDFile:
+// the file names it and the kernel shows it holding the file open), or
+// says in one line why there is none. The pidfd, when there is one, is of
+// the process verified: a signal sent through it cannot reach another.
+func (c *controller) daemon() (state cdaemon.PIDFileState, pid, pidfd int, why string, err error) {
+	state, pid, pidfd, err = cdaemon.ProbePIDFile(c.pidfile)
+	switch {
+	case err != nil:
+		return
+	case state == cdaemon.PIDFileStale && pid > 0:
+		why = fmt.Sprintf("pid file %s names pid %d, which does not hold it (dead, or not the daemon)", c.pidfile, pid)
+	case state == cdaemon.PIDFileStale:
+		why = fmt.Sprintf("pid file %s holds no pid and nobody is starting", c.pidfile)
+	case state == cdaemon.PIDFileStarting:
+		why = fmt.Sprintf("starting: pid file %s is locked and holds no pid yet", c.pidfile)
+	}
+	return
+}
+
 func (c *controller) status() int {
-	pid, err := cdaemon.PIDFileOwner(c.pidfile)
+	state, pid, _, why, err := c.daemon()
 	switch {
 	case err != nil:
 		fmt.Fprintf(c.stderr, "%s: %v\n", c.prog, err)
 		return StatusUnknown
-	case pid > 0:
+	case state == cdaemon.PIDFileLive:
 		fmt.Fprintf(c.stdout, "%s: running (pid %d)\n", c.prog, pid)
 		return StatusRunning
-	}
-	if _, err := os.Lstat(c.pidfile); err == nil {
-		fmt.Fprintf(c.stdout, "%s: not running, but pid file %s exists\n", c.prog, c.pidfile)
+	case state == cdaemon.PIDFileStarting:
+		fmt.Fprintf(c.stdout, "%s: %s\n", c.prog, why)
+		return StatusUnknown
+	case state == cdaemon.PIDFileStale:
+		fmt.Fprintf(c.stdout, "%s: not running; %s\n", c.prog, why)
 		return StatusDeadPIDFile
 	}
 	fmt.Fprintf(c.stdout, "%s: not running\n", c.prog)
@@ -208,16 +229,20 @@ func (c *controller) status() int {
 }
 
 func (c *controller) reload() int {
-	pid, err := cdaemon.PIDFileOwner(c.pidfile)
+	state, pid, pidfd, why, err := c.daemon()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "%s: %v\n", c.prog, err)
 		return ExitFailed
 	}
-	if pid == 0 {
-		fmt.Fprintf(c.stderr, "%s: not running\n", c.prog)
+	if state != cdaemon.PIDFileLive {
+		if why == "" {
+			why = "no pid file"
+		}
+		fmt.Fprintf(c.stderr, "%s: not running (%s)\n", c.prog, why)
 		return ExitNotRunning
 	}
-	if err := unix.Kill(pid, unix.SIGHUP); err != nil {
+	defer closeFD(pidfd)
+	if err := signalVerified(pidfd, pid, unix.SIGHUP); err != nil {
 		fmt.Fprintf(c.stderr, "%s: reload pid %d: %v\n", c.prog, pid, err)
 		return ExitFailed
 	}
@@ -225,34 +250,45 @@ func (c *controller) reload() int {
 	return 0
 }
 
-// stop signals the lock holder through a pidfd, so that a pid recycled in
-// the meantime cannot receive the signal, and waits on the same pidfd.
+// signalVerified signals the verified daemon through its pidfd; without
+// pidfd_open (Linux < 5.3) by pid, right after the check.
+func signalVerified(pidfd, pid int, sig unix.Signal) error {
+	if pidfd < 0 {
+		return unix.Kill(pid, sig)
+	}
+	return unix.PidfdSendSignal(pidfd, sig, nil, 0)
+}
+
+func closeFD(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+}
+
 func (c *controller) stop(graceful bool, timeout time.Duration) int {
-	pid, err := cdaemon.PIDFileOwner(c.pidfile)
+	state, pid, pidfd, why, err := c.daemon()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "%s: %v\n", c.prog, err)
 		return ExitFailed
 	}
-	if pid == 0 {
-		c.removeStale()
-		fmt.Fprintf(c.stdout, "%s: not running\n", c.prog)
+	if state == cdaemon.PIDFileStarting {
+		fmt.Fprintf(c.stderr, "%s: %s; not stopping a start half-way (try again)\n", c.prog, why)
+		return ExitFailed
+	}
+	if state != cdaemon.PIDFileLive {
+		if state == cdaemon.PIDFileStale {
+			c.removeStale()
+			fmt.Fprintf(c.stdout, "%s: not running (%s)\n", c.prog, why)
+		} else {
+			fmt.Fprintf(c.stdout, "%s: not running\n", c.prog)
+		}
 		return 0
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			fmt.Fprintf(c.stdout, "%s: not running\n", c.prog)
-			return 0
-		}
-		fmt.Fprintf(c.stderr, "%s: pidfd_open %d: %v\n", c.prog, pid, err)
+	if pidfd < 0 {
+		fmt.Fprintf(c.stderr, "%s: pidfd_open is missing (Linux < 5.3): cannot stop pid %d safely\n", c.prog, pid)
 		return ExitFailed
 	}
 	defer unix.Close(pidfd)
-	// The pidfd names a process; make sure it is still the lock holder.
-	if again, err := cdaemon.PIDFileOwner(c.pidfile); err != nil || again != pid {
-		fmt.Fprintf(c.stdout, "%s: not running\n", c.prog)
-		return 0
-	}
 	sig := unix.SIGTERM
 	if graceful {
 		sig = unix.SIGQUIT
@@ -280,22 +316,9 @@ func (c *controller) stop(graceful bool, timeout time.Duration) int {
 	return 0
 }
 
-// removeStale removes a pid file that no live process holds; taking its
-// lock first makes sure a daemon starting right now keeps its file.
-func (c *controller) removeStale() {
-	fd, err := unix.Open(c.pidfile, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return
-	}
-	var a, b unix.Stat_t
-	if unix.Fstat(fd, &a) == nil && unix.Lstat(c.pidfile, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
-		_ = unix.Unlink(c.pidfile)
-	}
-}
+// removeStale removes a pid file that nobody holds (cdaemon's rule: a
+// start in progress keeps its file).
+func (c *controller) removeStale() { _ = cdaemon.RemoveStalePIDFile(c.pidfile) }
 
 // waitExit waits until the process behind pidfd has exited: a pidfd
 // becomes readable then (pidfd_open(2)).

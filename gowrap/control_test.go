@@ -79,7 +79,7 @@ func TestControlLifecycle(t *testing.T) {
 	}
 
 	ctl(t, h, env, gowrap.StatusNotRunning, "gwtestapp: not running\n", "status")
-	ctl(t, h, env, gowrap.ExitNotRunning, "gwtestapp: not running\n", "reload")
+	ctl(t, h, env, gowrap.ExitNotRunning, "gwtestapp: not running (no pid file)\n", "reload")
 	ctl(t, h, env, 0, "gwtestapp: not running\n", "stop")
 }
 
@@ -98,8 +98,14 @@ func TestControlStalePIDFile(t *testing.T) {
 	}
 
 	stale()
-	ctl(t, h, env, gowrap.StatusDeadPIDFile, fmt.Sprintf("gwtestapp: not running, but pid file %s exists\n", pidFile), "status")
-	ctl(t, h, env, 0, "gwtestapp: not running\n", "stop")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := strings.TrimSpace(string(b))
+	why := fmt.Sprintf("pid file %s names pid %s, which does not hold it (dead, or not the daemon)", pidFile, dead)
+	ctl(t, h, env, gowrap.StatusDeadPIDFile, "gwtestapp: not running; "+why+"\n", "status")
+	ctl(t, h, env, 0, "gwtestapp: not running ("+why+")\n", "stop")
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Errorf("stale pid file after stop: %v, want it removed", err)
 	}

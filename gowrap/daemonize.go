@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -172,7 +171,7 @@ func startReexec(cfg cdaemon.Config) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cfg.User != "" || cfg.Group != "" {
-		cred, err := credential(cfg.User, cfg.Group)
+		cred, err := cdaemon.Credential(cfg.User, cfg.Group)
 		if err != nil {
 			return err
 		}
@@ -228,7 +227,7 @@ func applyInProcess(cfg cdaemon.Config, base string) error {
 	// A user or group that does not exist is an error before anything
 	// else changes.
 	if cfg.User != "" || cfg.Group != "" {
-		if _, err := credential(cfg.User, cfg.Group); err != nil {
+		if _, err := cdaemon.Credential(cfg.User, cfg.Group); err != nil {
 			return err
 		}
 	}
@@ -275,63 +274,8 @@ func adoptPIDFile(path, base string) error {
 	return cdaemon.AdoptPIDFile(resolve(path, base))
 }
 
-// credential resolves a user and group the way the constructor does: a
-// name, else a number; the user's primary group unless group is given.
-func credential(name, group string) (*syscall.Credential, error) {
-	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}
-	if name != "" {
-		u, err := user.Lookup(name)
-		if err != nil {
-			if u, err = user.LookupId(name); err != nil {
-				return nil, fmt.Errorf("gowrap: user %q: no such user", name)
-			}
-		}
-		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
-		if ids, err := u.GroupIds(); err == nil {
-			for _, s := range ids {
-				if g, err := strconv.ParseUint(s, 10, 32); err == nil {
-					cred.Groups = append(cred.Groups, uint32(g))
-				}
-			}
-		}
-	}
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			if g, err = user.LookupGroupId(group); err != nil {
-				return nil, fmt.Errorf("gowrap: group %q: no such group", group)
-			}
-		}
-		gid, _ := strconv.ParseUint(g.Gid, 10, 32)
-		cred.Gid = uint32(gid)
-	}
-	if cred.Groups == nil {
-		cred.Groups = []uint32{cred.Gid}
-	}
-	return cred, nil
-}
-
-// dropPrivileges changes groups, then gid, then uid; since Go 1.16 these
-// apply to every thread of the process (syscall.AllThreadsSyscall).
+// dropPrivileges is the constructor's own (cdaemon.DropPrivileges): one
+// implementation of the rules, in C.
 func dropPrivileges(name, group string) error {
-	cred, err := credential(name, group)
-	if err != nil {
-		return err
-	}
-	groups := make([]int, len(cred.Groups))
-	for i, g := range cred.Groups {
-		groups[i] = int(g)
-	}
-	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("gowrap: setgroups: %w", err)
-	}
-	if err := syscall.Setgid(int(cred.Gid)); err != nil {
-		return fmt.Errorf("gowrap: setgid %d: %w", cred.Gid, err)
-	}
-	if err := syscall.Setuid(int(cred.Uid)); err != nil {
-		return fmt.Errorf("gowrap: setuid %d: %w", cred.Uid, err)
-	}
-	return nil
+	return cdaemon.DropPrivileges(name, group)
 }

@@ -896,8 +896,8 @@ func TestNoSuchUser(t *testing.T) {
 		msg  string
 	}{
 		{"Constructor", nil, cdaemon.ExitUsage, `CDAEMON_USER="nosuchuser": no such user`},
-		{"Reexec", []string{"GWTEST_STRATEGY=reexec"}, 3, `user "nosuchuser": no such user`},
-		{"Supervised", []string{"GWTEST_FOREGROUND=1"}, 3, `user "nosuchuser": no such user`},
+		{"Reexec", []string{"GWTEST_STRATEGY=reexec"}, 3, `CDAEMON_USER="nosuchuser": no such user`},
+		{"Supervised", []string{"GWTEST_FOREGROUND=1"}, 3, `CDAEMON_USER="nosuchuser": no such user`},
 		{"EnvConstructor", []string{"CDAEMON=1", "CDAEMON_USER=nosuchuser"}, cdaemon.ExitUsage, `CDAEMON_USER="nosuchuser": no such user`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

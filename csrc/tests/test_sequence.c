@@ -630,7 +630,7 @@ int main(void)
 	check_refused("a missing working directory", &nodir, CDAEMON_EXIT_USAGE,
 		      "working directory");
 	check_refused("a pid file in a missing directory", &nopid,
-		      CDAEMON_EXIT_CANTCREAT, "open pid file");
+		      CDAEMON_EXIT_CANTCREAT, "create pid file");
 	check_refused("a log file in a missing directory", &nolog,
 		      CDAEMON_EXIT_CANTCREAT, "open log file");
 
