@@ -129,27 +129,36 @@ static int holder_stop(struct holder *h)
 	return reap(h->pid);
 }
 
+/* Two pipes, then fork: the child's pid (0 in the child), or -1 with
+ * both pipes closed. */
+static pid_t fork_with_pipes(int a[2], int b[2])
+{
+	if (pipe(a) < 0)
+		return -1;
+	if (pipe(b) < 0) {
+		close(a[0]);
+		close(a[1]);
+		return -1;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(a[0]);
+		close(a[1]);
+		close(b[0]);
+		close(b[1]);
+	}
+	return pid;
+}
+
 static int holder_start(struct holder *h, const char *path, int write_pid)
 {
 	int ready[2], ctl[2];
 	char c = 0;
 
-	if (pipe(ready) < 0)
+	h->pid = fork_with_pipes(ready, ctl);
+	if (h->pid < 0)
 		return -1;
-	if (pipe(ctl) < 0) {
-		close(ready[0]);
-		close(ready[1]);
-		return -1;
-	}
-	fflush(stdout);
-	h->pid = fork();
-	if (h->pid < 0) {
-		close(ready[0]);
-		close(ready[1]);
-		close(ctl[0]);
-		close(ctl[1]);
-		return -1;
-	}
 	if (h->pid == 0) {
 		int fd;
 		pid_t owner;
@@ -294,22 +303,9 @@ static int orphan_start(struct orphan *o, const char *path)
 	int rep[2], ctl[2];
 	char buf[64];
 
-	if (pipe(rep) < 0)
+	o->dead = fork_with_pipes(rep, ctl);
+	if (o->dead < 0)
 		return -1;
-	if (pipe(ctl) < 0) {
-		close(rep[0]);
-		close(rep[1]);
-		return -1;
-	}
-	fflush(stdout);
-	o->dead = fork();
-	if (o->dead < 0) {
-		close(rep[0]);
-		close(rep[1]);
-		close(ctl[0]);
-		close(ctl[1]);
-		return -1;
-	}
 	if (o->dead == 0) {
 		int fd;
 		pid_t owner;
