@@ -913,11 +913,16 @@ func TestLauncherExitsOnlyAfterReady(t *testing.T) {
 	if s := proctest.MustStat(t, pid); s.PPID != l.pid() {
 		t.Errorf("before ready, the daemon's ppid is %d, want the launcher %d (subreaper)", s.PPID, l.pid())
 	}
-	if got := pidFromFile(t, pidPath); got != pid {
-		t.Errorf("pid file holds %d before ready, want %d", got, pid)
+	// Before ready the pid file exists, locked and empty: "starting"
+	// (issue 11), so that nobody stops a start half-way.
+	if b, err := os.ReadFile(pidPath); err != nil || len(b) != 0 {
+		t.Errorf("pid file before ready: %q, %v; want it empty", b, err)
 	}
-	if owner, err := cdaemon.PIDFileOwner(pidPath); err != nil || owner != pid {
-		t.Errorf("PIDFileOwner = %d, %v; want %d", owner, err, pid)
+	if state, _, _, err := cdaemon.ProbePIDFile(pidPath); err != nil || state != cdaemon.PIDFileStarting {
+		t.Errorf("ProbePIDFile before ready = %v, %v; want starting", state, err)
+	}
+	if _, err := cdaemon.PIDFileOwner(pidPath); !errors.Is(err, cdaemon.ErrLockedNoPID) {
+		t.Errorf("PIDFileOwner before ready: %v, want ErrLockedNoPID", err)
 	}
 
 	// Open the gate: O_RDWR never blocks, and lets the daemon's open for
@@ -930,6 +935,12 @@ func TestLauncherExitsOnlyAfterReady(t *testing.T) {
 	l.waitReady()
 	if s := proctest.MustStat(t, pid); s.PPID != testPID {
 		t.Errorf("after ready, the daemon's ppid is %d, want the test %d", s.PPID, testPID)
+	}
+	if got := pidFromFile(t, pidPath); got != pid {
+		t.Errorf("pid file holds %d after ready, want %d", got, pid)
+	}
+	if owner, err := cdaemon.PIDFileOwner(pidPath); err != nil || owner != pid {
+		t.Errorf("PIDFileOwner = %d, %v; want %d", owner, err, pid)
 	}
 	if got := ping(t, r.Port); got != pid {
 		t.Errorf("pong from %d, want %d", got, pid)

@@ -99,9 +99,41 @@ static int ofd_holder(int fd)
 	return fl.l_type;
 }
 
-/* 1 if process pid has the file (dev, ino) open, as /proc/PID/fd shows
- * it; 0 if not (or it is gone); -1 if we may not look (another user's
- * process, without privilege). */
+/* Whether fd N of process pid carries our kind of lock: open for writing,
+ * with an OFD write lock of its own (/proc/PID/fdinfo/N lists the locks
+ * that open file description owns, Linux 4.x). A process that merely has
+ * the file open for reading is never taken for the daemon. */
+static int carries_lock(pid_t pid, const char *fd)
+{
+	char path[320], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/fdinfo/%s", (long)pid, fd);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return 0;
+	ssize_t n = read(f, buf, sizeof buf - 1);
+	close(f);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *flags = strstr(buf, "flags:");
+	if (flags == NULL || (strtol(flags + 6, NULL, 8) & O_ACCMODE) == O_RDONLY)
+		return 0;
+	for (const char *l = strstr(buf, "lock:"); l != NULL;
+	     l = strstr(l + 5, "lock:")) {
+		const char *end = strchr(l, '\n');
+		size_t len = end ? (size_t)(end - l) : strlen(l);
+		char line[256];
+		snprintf(line, sizeof line, "%.*s", (int)len, l);
+		if (strstr(line, "OFDLCK") && strstr(line, "WRITE"))
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 if process pid holds the file (dev, ino) open for writing under its
+ * OFD write lock, as /proc/PID/fd and fdinfo show it; 0 if not (or it is
+ * gone); -1 if we may not look (another user's process, without
+ * privilege). */
 static int holds_file(pid_t pid, const struct stat *file)
 {
 	char path[64];
@@ -120,7 +152,7 @@ static int holds_file(pid_t pid, const struct stat *file)
 		struct stat sb;
 		if (e->d_name[0] != '.' &&
 		    fstatat(dirfd(d), e->d_name, &sb, 0) == 0 &&
-		    same_file(&sb, file))
+		    same_file(&sb, file) && carries_lock(pid, e->d_name))
 			found = 1;
 	}
 	closedir(d);

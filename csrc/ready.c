@@ -39,6 +39,18 @@
 
 #include "internal.h"
 
+/* The daemon's pid into its pid file, once it is ready (or exec'd): the
+ * file said "starting" (locked, empty) until now. A daemon that cannot
+ * say who it is fails. */
+static void publish_pid(void)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+
+	if (st->pid_fd >= 0 && cdaemon__pidfile_write(st->pid_fd, getpid()) < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_CANTCREAT, "write pid file",
+				   errno);
+}
+
 int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text)
 {
 	struct cdaemon_msg m;
@@ -409,6 +421,7 @@ int cdaemon_exec(const char *file, char *const argv[], int notify_fd,
 		close(st->out_fd);
 		st->out_fd = -1;
 	}
+	publish_pid();
 	/* The program keeps the pid file's lock: the fd survives the exec. */
 	if (st->pid_fd >= 0) {
 		int flags = fcntl(st->pid_fd, F_GETFD);
@@ -442,6 +455,7 @@ int cdaemon_ready(void)
 
 	if (st->ready)
 		return 0;
+	publish_pid();
 	/* Where the start-up output ends: the launcher copies it up to
 	 * there and no further (the memfd's offset is shared with fds 1
 	 * and 2; a log file's size is where we are). */

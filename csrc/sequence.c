@@ -385,6 +385,19 @@ static int open_log(const struct cdaemon_config *cfg)
 		st->log_ino = sb.st_ino;
 	}
 	st->log_fd = fd;
+	/* The same file by another name (sub/./app.log, a hard link): the
+	 * pid would be written into the log, and the log removed at exit. */
+	struct stat psb;
+	if (st->pid_fd >= 0 && fstat(st->pid_fd, &psb) == 0 &&
+	    fstat(fd, &sb) == 0 && psb.st_dev == sb.st_dev &&
+	    psb.st_ino == sb.st_ino) {
+		cdaemon__print(2,
+			       "cdaemon: CDAEMON_PIDFILE=\"%s\": %s is the log "
+			       "file (CDAEMON_LOG=\"%s\")\n",
+			       cfg->pidfile, st->pidfile, cfg->logfile);
+		st->log_created = 0;
+		abandon(CDAEMON_EXIT_CANTCREAT);
+	}
 	return fd;
 }
 
@@ -614,9 +627,10 @@ in_daemon:
 		close(cfg->notify_fd);
 	st->log_fd = -1;
 	st->log_created = 0;
-	if (st->pid_fd >= 0 && cdaemon__pidfile_write(st->pid_fd, daemon) < 0)
-		cdaemon__fail_step(CDAEMON_EXIT_CANTCREAT, "write pid file",
-				   errno);
+	/* The pid goes into the file at ready (cdaemon_ready, or the exec
+	 * of cdaemon_exec): until then it is empty and locked, "starting",
+	 * and nobody can stop a start half-way or be told it is running. */
+	(void)daemon;
 	if (cfg->umask >= 0)
 		umask((mode_t)cfg->umask);
 	if (fchdir(dir_fd) < 0)

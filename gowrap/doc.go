@@ -38,9 +38,14 @@
 // # Control
 //
 // Control implements start, stop, restart, status, reload and run.
-// status and stop identify the daemon by the lock on its pid file, never
-// by kill(pid, 0); stop signals and waits through a pidfd, so a recycled
-// pid cannot be hit, and escalates to SIGKILL after Options.StopTimeout.
+// status, stop and reload act only on a daemon the kernel vouches for
+// (cdaemon.ProbePIDFile): the pid file names it and it holds that file
+// open under its write lock, checked after pidfd_open, never by
+// kill(pid, 0) nor by the file's content, which a daemon that dropped its
+// privileges can rewrite. stop signals and waits through that pidfd, so a
+// recycled pid cannot be hit, and escalates to SIGKILL after
+// Options.StopTimeout. While a start is in progress (the pid file is
+// locked and empty until Ready) status says "starting" and stop refuses.
 //
 // A systemd unit for a gowrap daemon:
 //

@@ -1047,7 +1047,13 @@ func TestHUPWhileWorkersStart(t *testing.T) {
 	gate := filepath.Join(d.dir, "gate")
 	l := d.launchAsync([]string{"CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "PFTEST_GATE=" + gate}, nil, nil)
 	d.waitLog(regexp.MustCompile(`worker\[1\] started`))
-	d.master = proctest.ReadPIDFile(t, d.pidFile)
+	// Before ready the pid file is empty ("starting"): the master is the
+	// launcher's only child (it is the daemon's subreaper).
+	kids := proctest.Children(l.cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("launcher's children %v, want the master alone", kids)
+	}
+	d.master = kids[0]
 	if err := os.Rename(d.logFile, d.logFile+".1"); err != nil {
 		t.Fatal(err)
 	}
