@@ -54,55 +54,6 @@ const (
 // ---------------------------------------------------------------------------
 // Helpers.
 
-func pfNeedRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root (euid %d): the test changes file owners or users", os.Geteuid())
-	}
-}
-
-// pfSetpriv returns the path of setpriv(1), or skips the test.
-func pfSetpriv(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skipf("setpriv(1) not found (%v): it runs the launcher as uid %d", err, pfNobody)
-	}
-	return p
-}
-
-// pfNoSuchID skips the test unless pfNumericID has no passwd and no group
-// entry.
-func pfNoSuchID(t *testing.T) {
-	t.Helper()
-	id := strconv.Itoa(pfNumericID)
-	if u, err := user.LookupId(id); err == nil {
-		t.Skipf("uid %s has a passwd entry (%s) here; the test needs one without", id, u.Username)
-	}
-	if g, err := user.LookupGroupId(id); err == nil {
-		t.Skipf("gid %s has a group entry (%s) here; the test needs one without", id, g.Name)
-	}
-}
-
-// pfSharedDir makes a directory with mode outside the test's private
-// temporary directories (those are 0700 and root's, so another user could
-// not reach a FIFO or a binary in them); removed when the test ends.
-func pfSharedDir(t *testing.T, mode fs.FileMode) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "cdpf-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, mode); err != nil {
-		t.Fatal(err)
-	}
-	if dir, err = filepath.EvalSymlinks(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // pfCopy copies the executable src to dst, mode 0755.
 func pfCopy(t *testing.T, src, dst string) {
 	t.Helper()
@@ -153,55 +104,6 @@ func pfUntouched(t *testing.T, path string, before pfState) {
 func excerptState(s pfState) pfState {
 	s.Content = excerpt(s.Content)
 	return s
-}
-
-// pfVictim is a process the test started that has nothing to do with any
-// daemon (a sleep): what a pid file may name by mistake or by malice. Its
-// pidfd says whether it is still alive, whatever happens to its pid.
-type pfVictim struct {
-	pid, pidfd int
-}
-
-func pfStartVictim(t *testing.T) *pfVictim {
-	t.Helper()
-	cmd := exec.Command("sleep", "1000")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	v := &pfVictim{pid: cmd.Process.Pid}
-	fd, err := unix.PidfdOpen(v.pid, 0)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Skipf("pidfd_open: %v", err)
-	}
-	v.pidfd = fd
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		unix.Close(fd)
-	})
-	return v
-}
-
-// alive reports whether the victim still runs: its pidfd is not readable.
-func (v *pfVictim) alive() bool {
-	for {
-		pfd := []unix.PollFd{{Fd: int32(v.pidfd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n == 0
-	}
-}
-
-func (v *pfVictim) assertAlive(t *testing.T, after string) {
-	t.Helper()
-	if !v.alive() {
-		s, err := proctest.ReadStat(v.pid)
-		t.Errorf("the unrelated process %d (sleep) died after %s: %+v %v", v.pid, after, s, err)
-	}
 }
 
 // pfCmd is a command the test runs with a deadline and a cap on its
@@ -432,7 +334,7 @@ func pfReport(t *testing.T, reports *reportFIFO, l *pfCmd) report {
 // leave it as it is, rather than adopt it (and later act on the pid it
 // names, or truncate a file a link points to).
 func TestPIDFileHostileOtherUsersFile(t *testing.T) {
-	pfNeedRoot(t)
+	proctest.NeedRoot(t, "the test changes file owners or users")
 	const planted = "31337\n"
 	cases := []struct {
 		name     string
@@ -703,11 +605,11 @@ func TestPIDFileHostileSecondStart(t *testing.T) {
 	// held freezes a first start over a pid file that names an unrelated
 	// process (the pid of a daemon long gone, reused), and checks the
 	// state a start in progress shows.
-	held := func(t *testing.T) (*stalled, string, *pfVictim) {
+	held := func(t *testing.T) (*stalled, string, *proctest.Watched) {
 		t.Helper()
 		pidPath := filepath.Join(realTempDir(t), "d.pid")
-		old := pfStartVictim(t)
-		pfWrite(t, pidPath, strconv.Itoa(old.pid)+"\n")
+		old := proctest.Victim(t)
+		pfWrite(t, pidPath, strconv.Itoa(old.PID)+"\n")
 		first := stallStart(t, "serve", pidPath)
 		if b, err := os.ReadFile(pidPath); err != nil || len(b) != 0 {
 			t.Errorf("pid file while the first start holds the lock: %q, %v; want it emptied", b, err)
@@ -727,7 +629,7 @@ func TestPIDFileHostileSecondStart(t *testing.T) {
 
 	t.Run("lock-held/ready", func(t *testing.T) {
 		first, pidPath, old := held(t)
-		defer old.assertAlive(t, "both starts")
+		defer old.AssertAlive(t, "the unrelated process (sleep)", "both starts")
 		l2 := second(t, pidPath)
 		if early(t, l2, "frozen after taking the lock") {
 			return
@@ -742,7 +644,7 @@ func TestPIDFileHostileSecondStart(t *testing.T) {
 	})
 	t.Run("lock-held/fail", func(t *testing.T) {
 		first, pidPath, old := held(t)
-		defer old.assertAlive(t, "both starts")
+		defer old.AssertAlive(t, "the unrelated process (sleep)", "both starts")
 		l2 := second(t, pidPath)
 		if early(t, l2, "frozen after taking the lock") {
 			return
@@ -754,7 +656,7 @@ func TestPIDFileHostileSecondStart(t *testing.T) {
 	})
 	t.Run("lock-held/killed", func(t *testing.T) {
 		first, pidPath, old := held(t)
-		defer old.assertAlive(t, "both starts")
+		defer old.AssertAlive(t, "the unrelated process (sleep)", "both starts")
 		l2 := second(t, pidPath)
 		if early(t, l2, "frozen after taking the lock") {
 			return
@@ -943,8 +845,8 @@ func pfLockHeld(t *testing.T, path string) int16 {
 // group, so it needs CDAEMON_GROUP (64 before anything forks); with it,
 // the daemon runs as 12345:12345 with exactly that one group.
 func TestPIDFileHostileNumericUser(t *testing.T) {
-	pfNeedRoot(t)
-	pfNoSuchID(t)
+	proctest.NeedRoot(t, "the test changes file owners or users")
+	proctest.NoSuchID(t, pfNumericID)
 	id := strconv.Itoa(pfNumericID)
 	t.Run("no-group", func(t *testing.T) {
 		dir := t.TempDir()
@@ -961,7 +863,7 @@ func TestPIDFileHostileNumericUser(t *testing.T) {
 	})
 	t.Run("with-group", func(t *testing.T) {
 		// The daemon, as 12345, must reach the report FIFO.
-		dir := pfSharedDir(t, 0o755)
+		dir := proctest.SharedDir(t, 0o755)
 		reports := newReportFIFO(t, dir)
 		if err := os.Chmod(reports.path, 0o666); err != nil {
 			t.Fatal(err)
@@ -998,15 +900,15 @@ func TestPIDFileHostileNumericUser(t *testing.T) {
 // group gets 64 before anything forks, naming the variable; naming itself
 // (by number or name) is no change, and works.
 func TestPIDFileHostileNonRootLauncher(t *testing.T) {
-	pfNeedRoot(t)
-	setpriv := pfSetpriv(t)
+	proctest.NeedRoot(t, "the test changes file owners or users")
+	setpriv := proctest.Setpriv(t)
 	nobody, err := user.LookupId(strconv.Itoa(pfNobody))
 	if err != nil || nobody.Gid != strconv.Itoa(pfNobody) {
 		t.Skipf("uid %d: %v, %v; want a user whose primary group is %d", pfNobody, nobody, err, pfNobody)
 	}
 	// What uid 65534 needs to reach: the binary, the report FIFO, and a
 	// directory for the pid file that it may write to.
-	shared := pfSharedDir(t, 0o755)
+	shared := proctest.SharedDir(t, 0o755)
 	bin := filepath.Join(shared, "testdaemon-nonroot")
 	pfCopy(t, testdaemon(t), bin)
 	runDir := filepath.Join(shared, "run")

@@ -51,39 +51,11 @@ const (
 // ---------------------------------------------------------------------------
 // Helpers.
 
-func pfNeedRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root (euid %d): the test drops privileges or changes owners", os.Geteuid())
-	}
-}
-
 func pfNeedNobody(t *testing.T) {
 	t.Helper()
 	u, err := user.Lookup("nobody")
 	if err != nil || u.Uid != strconv.Itoa(pfNobody) {
 		t.Skipf("user nobody: %v, %v; want uid %d", u, err, pfNobody)
-	}
-}
-
-// pfSetpriv returns the path of setpriv(1), or skips the test.
-func pfSetpriv(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skipf("setpriv(1) not found (%v): it runs the local user's lock as uid %d", err, pfNobody)
-	}
-	return p
-}
-
-func pfNoSuchID(t *testing.T) {
-	t.Helper()
-	id := strconv.Itoa(pfNumericID)
-	if u, err := user.LookupId(id); err == nil {
-		t.Skipf("uid %s has a passwd entry (%s) here; the test needs one without", id, u.Username)
-	}
-	if g, err := user.LookupGroupId(id); err == nil {
-		t.Skipf("gid %s has a group entry (%s) here; the test needs one without", id, g.Name)
 	}
 }
 
@@ -98,20 +70,6 @@ func pfOpenHarness(t *testing.T, h *harness) {
 	if err := os.Chmod(h.fifo, 0o666); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// pfSharedDir makes a directory anyone can reach, removed at the end.
-func pfSharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "gwpf-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // pfGCC compiles one C source of the repository into out.
@@ -213,56 +171,6 @@ func pfIDs(t *testing.T, pid int, uid, gid, groups string) {
 	}
 }
 
-// pfWatched is a process the test started whose pidfd says whether it is
-// still alive, whatever becomes of its pid.
-type pfWatched struct {
-	pid, pidfd int
-}
-
-func pfWatch(t *testing.T, cmd *exec.Cmd) *pfWatched {
-	t.Helper()
-	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Skipf("pidfd_open: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		unix.Close(fd)
-	})
-	return &pfWatched{pid: cmd.Process.Pid, pidfd: fd}
-}
-
-func (w *pfWatched) alive() bool {
-	for {
-		pfd := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n == 0
-	}
-}
-
-func (w *pfWatched) assertAlive(t *testing.T, what, after string) {
-	t.Helper()
-	if !w.alive() {
-		t.Errorf("%s (pid %d) died after %s", what, w.pid, after)
-	}
-}
-
-// pfVictim starts a sleep: an unrelated process that a pid file may name.
-func pfVictim(t *testing.T) *pfWatched {
-	t.Helper()
-	cmd := exec.Command("sleep", "1000")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return pfWatch(t, cmd)
-}
-
 // pfPlant writes a pid file naming pid, as root, mode 0644 (an existing
 // file keeps its inode: a holder keeps holding it).
 func pfPlant(t *testing.T, path string, pid int) {
@@ -282,7 +190,7 @@ func pfPlant(t *testing.T, path string, pid int) {
 // rdlockBin builds cdaemon/testdata/rdlock where uid 65534 can run it.
 func rdlockBin(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(pfSharedDir(t), "rdlock")
+	p := filepath.Join(proctest.SharedDir(t, 0o755), "rdlock")
 	pfGCC(t, p, "cdaemon/testdata/rdlock/rdlock.c")
 	return p
 }
@@ -291,7 +199,7 @@ func rdlockBin(t *testing.T) string {
 // kind mode on path, and returns the process and its first line: "locked
 // PID" once it holds the lock (it then holds it until killed), or why it
 // could not (it has exited 4).
-func pfLockAttempt(t *testing.T, setpriv, rdlock, mode, path string) (*pfWatched, string) {
+func pfLockAttempt(t *testing.T, setpriv, rdlock, mode, path string) (*proctest.Watched, string) {
 	t.Helper()
 	id := strconv.Itoa(pfNobody)
 	r, w, err := os.Pipe()
@@ -308,7 +216,7 @@ func pfLockAttempt(t *testing.T, setpriv, rdlock, mode, path string) (*pfWatched
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	holder := pfWatch(t, cmd)
+	holder := proctest.Watch(t, cmd)
 	line := make(chan string, 1)
 	go func() {
 		br := bufio.NewReader(io.LimitReader(r, pfOutCap))
@@ -326,10 +234,10 @@ func pfLockAttempt(t *testing.T, setpriv, rdlock, mode, path string) (*pfWatched
 }
 
 // pfHoldLock is pfLockAttempt that must get the lock.
-func pfHoldLock(t *testing.T, setpriv, rdlock, mode, path string) *pfWatched {
+func pfHoldLock(t *testing.T, setpriv, rdlock, mode, path string) *proctest.Watched {
 	t.Helper()
 	holder, s := pfLockAttempt(t, setpriv, rdlock, mode, path)
-	if want := fmt.Sprintf("locked %d\n", holder.pid); s != want {
+	if want := fmt.Sprintf("locked %d\n", holder.PID); s != want {
 		t.Fatalf("rdlock %s %s as uid %d: %q, want %q", mode, path, pfNobody, s, want)
 	}
 	return holder
@@ -416,7 +324,7 @@ func exitedWithin(p *proc, d time.Duration) bool {
 // root's stop signal that pid").
 func TestPIDFileHostileDaemonWritesPID(t *testing.T) {
 	t.Parallel()
-	pfNeedRoot(t)
+	proctest.NeedRoot(t, "the test drops privileges or changes owners")
 	pfNeedNobody(t)
 	for _, reader := range []bool{false, true} {
 		name := "unrelated"
@@ -472,29 +380,29 @@ func daemonWritesPID(t *testing.T, reader bool) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	victim := pfWatch(t, cmd)
+	victim := proctest.Watch(t, cmd)
 	// What the daemon can do through its fd; the test does it as root.
-	pfPlant(t, pidFile, victim.pid)
+	pfPlant(t, pidFile, victim.PID)
 
 	what := "the root process (not holding the file) named by the pid file"
 	if reader {
 		what = "the root process holding the pid file open read-only, named by it"
 	}
-	out := pfCtl(t, h, env, gowrap.StatusDeadPIDFile, []string{fmt.Sprintf("names pid %d", victim.pid)}, "status")
+	out := pfCtl(t, h, env, gowrap.StatusDeadPIDFile, []string{fmt.Sprintf("names pid %d", victim.PID)}, "status")
 	if strings.Contains(out, ": running (pid") {
 		t.Errorf("status calls %s running:\n%s", what, out)
 	}
-	if st, pid := pfProbe(t, pidFile); st != cdaemon.PIDFileStale || pid != victim.pid {
-		t.Errorf("ProbePIDFile = %v, %d; want stale, %d", st, pid, victim.pid)
+	if st, pid := pfProbe(t, pidFile); st != cdaemon.PIDFileStale || pid != victim.PID {
+		t.Errorf("ProbePIDFile = %v, %d; want stale, %d", st, pid, victim.PID)
 	}
 	out = pfCtl(t, h, env, 0, nil, "stop")
-	victim.assertAlive(t, what, "root's stop:\n"+out)
+	victim.AssertAlive(t, what, "root's stop:\n"+out)
 	if strings.Contains(out, "stopped (pid") || strings.Contains(out, "killed (pid") {
 		t.Errorf("stop says it stopped something:\n%s", out)
 	}
-	if victim.alive() {
+	if victim.Alive() {
 		out = pfCtl(t, h, env, gowrap.ExitNotRunning, nil, "reload")
-		victim.assertAlive(t, what, "root's reload:\n"+out)
+		victim.AssertAlive(t, what, "root's reload:\n"+out)
 	}
 	if k.exited() {
 		t.Errorf("the daemon %d exited: it was not to be signalled either", r.PID)
@@ -510,8 +418,8 @@ func daemonWritesPID(t *testing.T, reader bool) {
 // signal anything but the daemon.
 func TestPIDFileHostileReaderLock(t *testing.T) {
 	t.Parallel()
-	pfNeedRoot(t)
-	setpriv := pfSetpriv(t)
+	proctest.NeedRoot(t, "the test drops privileges or changes owners")
+	setpriv := proctest.Setpriv(t)
 	rdlock := rdlockBin(t)
 	for _, mode := range []string{"flock", "posix", "ofd"} {
 		t.Run(mode, func(t *testing.T) {
@@ -537,7 +445,7 @@ func TestPIDFileHostileReaderLock(t *testing.T) {
 			// the daemon, and only it, gets the signal.
 			again, line := pfLockAttempt(t, setpriv, rdlock, mode, pidFile)
 			switch {
-			case line == fmt.Sprintf("locked %d\n", again.pid):
+			case line == fmt.Sprintf("locked %d\n", again.PID):
 				if mode != "flock" {
 					t.Errorf("an fcntl read lock (%s) on the live daemon's pid file was granted: the daemon holds no write lock", mode)
 				}
@@ -550,9 +458,9 @@ func TestPIDFileHostileReaderLock(t *testing.T) {
 			if code := k.wait(t); code != 0 {
 				t.Errorf("daemon exited %d after stop, want 0", code)
 			}
-			attacker.assertAlive(t, "the local user's first lock holder", "start and stop")
+			attacker.AssertAlive(t, "the local user's first lock holder", "start and stop")
 			if again != nil {
-				again.assertAlive(t, "the local user's second lock holder", "stop")
+				again.AssertAlive(t, "the local user's second lock holder", "stop")
 			}
 			got, _ := h.run(env, "status")
 			if got == gowrap.StatusRunning {
@@ -569,14 +477,14 @@ func TestPIDFileHostileReaderLock(t *testing.T) {
 // must start the daemon rather than say it is already running.
 func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 	t.Parallel()
-	pfNeedRoot(t)
-	setpriv := pfSetpriv(t)
+	proctest.NeedRoot(t, "the test drops privileges or changes owners")
+	setpriv := proctest.Setpriv(t)
 	rdlock := rdlockBin(t)
 	// plant: a stale pid file the attacker locks, naming the attacker.
-	plant := func(t *testing.T, pidFile string) *pfWatched {
+	plant := func(t *testing.T, pidFile string) *proctest.Watched {
 		pfPlant(t, pidFile, proctest.DeadPID(t))
 		a := pfHoldLock(t, setpriv, rdlock, "ofd", pidFile)
-		pfPlant(t, pidFile, a.pid) // as if the dead daemon's pid came round to it
+		pfPlant(t, pidFile, a.PID) // as if the dead daemon's pid came round to it
 		return a
 	}
 	t.Run("status-stop", func(t *testing.T) {
@@ -588,13 +496,13 @@ func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 		a := plant(t, pidFile)
 		got, out := h.run(env, "status")
 		if got == gowrap.StatusRunning {
-			t.Errorf("status exit %d (running): the local user's lock holder %d is taken for the daemon:\n%s", got, a.pid, out)
+			t.Errorf("status exit %d (running): the local user's lock holder %d is taken for the daemon:\n%s", got, a.PID, out)
 		}
 		if st, pid := pfProbe(t, pidFile); st == cdaemon.PIDFileLive {
 			t.Errorf("ProbePIDFile = %v, %d: a reader of the file (uid %d, read-only fd) is taken for the daemon", st, pid, pfNobody)
 		}
 		out = pfCtl(t, h, env, 0, nil, "stop")
-		a.assertAlive(t, "the local user's lock holder named by a stale pid file", "root's stop:\n"+out)
+		a.AssertAlive(t, "the local user's lock holder named by a stale pid file", "root's stop:\n"+out)
 	})
 	t.Run("reload", func(t *testing.T) {
 		t.Parallel()
@@ -603,7 +511,7 @@ func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 		pidFile := filepath.Join(h.dir, "app.pid")
 		a := plant(t, pidFile)
 		_, out := h.run(ctlEnv(h, pidFile), "reload")
-		a.assertAlive(t, "the local user's lock holder named by a stale pid file", "root's reload:\n"+out)
+		a.AssertAlive(t, "the local user's lock holder named by a stale pid file", "root's reload:\n"+out)
 	})
 	t.Run("start", func(t *testing.T) {
 		t.Parallel()
@@ -616,7 +524,7 @@ func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 		code := p.wait()
 		out := pfOutput(t, p)
 		if code != 0 || strings.Contains(out, "already running") {
-			t.Fatalf("start: exit %d: the local user (pid %d) keeps the daemon from starting:\n%s", code, a.pid, out)
+			t.Fatalf("start: exit %d: the local user (pid %d) keeps the daemon from starting:\n%s", code, a.PID, out)
 		}
 		r := h.expect(nil, "ready")
 		k := h.adopt(r.PID)
@@ -624,7 +532,7 @@ func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 			t.Errorf("pid file holds %d, want the daemon %d", got, r.PID)
 		}
 		stopDaemon(t, k)
-		a.assertAlive(t, "the local user's lock holder", "start")
+		a.AssertAlive(t, "the local user's lock holder", "start")
 	})
 	// The lock is a write lock this time, left with a descendant of the
 	// dead daemon (see cdaemon's TestPIDFileHostileOrphanHoldsLock; the
@@ -647,13 +555,13 @@ func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		a, line := pfLockAttempt(t, setpriv, rdlock, "flock", pidFile) // open read-only; flock does not conflict
-		if line != fmt.Sprintf("locked %d\n", a.pid) {
+		if line != fmt.Sprintf("locked %d\n", a.PID) {
 			t.Fatalf("rdlock flock: %q", line)
 		}
-		pfPlant(t, pidFile, a.pid)
+		pfPlant(t, pidFile, a.PID)
 		got, out := h.run(env, "status")
 		if got == gowrap.StatusRunning {
-			t.Errorf("status exit %d (running): the local user's reader %d is taken for the daemon:\n%s", got, a.pid, out)
+			t.Errorf("status exit %d (running): the local user's reader %d is taken for the daemon:\n%s", got, a.PID, out)
 		}
 		if st, pid := pfProbe(t, pidFile); st == cdaemon.PIDFileLive {
 			t.Errorf("ProbePIDFile = %v, %d: a reader of the file (uid %d, read-only fd) is taken for the daemon", st, pid, pfNobody)
@@ -662,14 +570,14 @@ func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 		code := p.wait()
 		out = pfOutput(t, p)
 		if code != 0 || strings.Contains(out, "already running") {
-			t.Errorf("start: exit %d: the local user (pid %d) keeps the daemon from starting:\n%s", code, a.pid, out)
+			t.Errorf("start: exit %d: the local user (pid %d) keeps the daemon from starting:\n%s", code, a.PID, out)
 		} else {
 			r := h.expect(nil, "ready")
 			stopDaemon(t, h.adopt(r.PID))
 		}
-		if a.alive() {
+		if a.Alive() {
 			out = pfCtl(t, h, env, 0, nil, "stop")
-			a.assertAlive(t, "the local user's reader named by a stale pid file", "root's stop:\n"+out)
+			a.AssertAlive(t, "the local user's reader named by a stale pid file", "root's stop:\n"+out)
 		}
 	})
 	t.Run("constructor", func(t *testing.T) {
@@ -682,7 +590,7 @@ func TestPIDFileHostileReaderNamedByStaleFile(t *testing.T) {
 		code := p.wait()
 		if code != 0 {
 			t.Fatalf("CDAEMON=1 start: exit %d, want 0: the local user (pid %d) keeps the daemon from starting:\n%s",
-				code, a.pid, pfOutput(t, p))
+				code, a.PID, pfOutput(t, p))
 		}
 		r := h.expect(nil, "started")
 		h.expect(nil, "ready")
@@ -765,11 +673,11 @@ func TestPIDFileHostileStatusWhileStarting(t *testing.T) {
 		h := newHarness(t)
 		pidFile := filepath.Join(h.dir, "app.pid")
 		env := ctlEnv(h, pidFile)
-		old := pfVictim(t)
-		pfPlant(t, pidFile, old.pid)
+		old := proctest.Victim(t)
+		pfPlant(t, pidFile, old.PID)
 		first := pfStallStart(t, h, pidFile)
 		if b, err := os.ReadFile(pidFile); err != nil || len(b) != 0 {
-			t.Errorf("pid file during the start: %q, %v; want it emptied (the old pid %d gone)", b, err, old.pid)
+			t.Errorf("pid file during the start: %q, %v; want it emptied (the old pid %d gone)", b, err, old.PID)
 		}
 		if st, pid := pfProbe(t, pidFile); st != cdaemon.PIDFileStarting || pid != 0 {
 			t.Errorf("ProbePIDFile = %v, %d; want starting, 0", st, pid)
@@ -777,7 +685,7 @@ func TestPIDFileHostileStatusWhileStarting(t *testing.T) {
 		pfCtl(t, h, env, gowrap.StatusUnknown, []string{"starting"}, "status")
 		pfCtl(t, h, env, gowrap.ExitFailed, []string{"starting", "not stopping a start half-way"}, "stop")
 		pfCtl(t, h, env, gowrap.ExitNotRunning, []string{"starting"}, "reload")
-		old.assertAlive(t, "the process the pid file named before the start", "status, stop and reload during the start")
+		old.AssertAlive(t, "the process the pid file named before the start", "status, stop and reload during the start")
 		if first.p.exited() {
 			t.Fatalf("the start ended (%d) during status and stop:\n%s", first.p.wait(), pfOutput(t, first.p))
 		}
@@ -788,7 +696,7 @@ func TestPIDFileHostileStatusWhileStarting(t *testing.T) {
 		k := h.adopt(r.PID)
 		pfCtl(t, h, env, gowrap.StatusRunning, []string{fmt.Sprintf("running (pid %d)", r.PID)}, "status")
 		stopDaemon(t, k)
-		old.assertAlive(t, "the process the pid file named before the start", "the start")
+		old.AssertAlive(t, "the process the pid file named before the start", "the start")
 	})
 	// A daemon forked but not ready: the test daemon's gate.
 	t.Run("gate", func(t *testing.T) {
@@ -796,20 +704,20 @@ func TestPIDFileHostileStatusWhileStarting(t *testing.T) {
 		h := newHarness(t)
 		pidFile := filepath.Join(h.dir, "app.pid")
 		env := ctlEnv(h, pidFile)
-		old := pfVictim(t)
-		pfPlant(t, pidFile, old.pid)
+		old := proctest.Victim(t)
+		pfPlant(t, pidFile, old.PID)
 		g := h.gate()
 		first := h.start(h.env("CDAEMON=1", "CDAEMON_PIDFILE="+pidFile, "CDAEMON_TIMEOUT=60s", "GWTEST_MODE=daemonize", g.env()))
 		r := h.expect(first, "started") // the daemon, at the gate
-		if b, _ := os.ReadFile(pidFile); strings.TrimSpace(string(b)) == strconv.Itoa(old.pid) {
-			t.Errorf("pid file still names the old pid %d during the start", old.pid)
+		if b, _ := os.ReadFile(pidFile); strings.TrimSpace(string(b)) == strconv.Itoa(old.PID) {
+			t.Errorf("pid file still names the old pid %d during the start", old.PID)
 		}
 		if st, pid := pfProbe(t, pidFile); st != cdaemon.PIDFileStarting {
 			t.Errorf("ProbePIDFile while the daemon %d is not ready = %v, %d; want starting", r.PID, st, pid)
 		}
 		pfCtl(t, h, env, gowrap.StatusUnknown, []string{"starting"}, "status")
 		out := pfCtl(t, h, env, gowrap.ExitFailed, []string{"not stopping a start half-way"}, "stop", "-timeout", "2s")
-		old.assertAlive(t, "the process the pid file named before the start", "stop during the start")
+		old.AssertAlive(t, "the process the pid file named before the start", "stop during the start")
 		if !proctest.Alive(r.PID) {
 			// stop acted on the start; its launcher says how it ended.
 			t.Logf("stop during the start ended it (launcher exit %d):\n%s", first.wait(), out)
@@ -916,7 +824,7 @@ func TestPIDFileHostileControlStartWhileStarting(t *testing.T) {
 // directory the user owns (logrotate's way).
 func TestPIDFileHostileLogReopenAfterDrop(t *testing.T) {
 	t.Parallel()
-	pfNeedRoot(t)
+	proctest.NeedRoot(t, "the test drops privileges or changes owners")
 	pfNeedNobody(t)
 	owner := func(t *testing.T, path string) uint32 {
 		t.Helper()
@@ -1016,7 +924,7 @@ func TestPIDFileHostileLogReopenAfterDrop(t *testing.T) {
 // 1, a new start takes it over, and root's stop removes what is left.
 func TestPIDFileHostileUnremovablePIDFile(t *testing.T) {
 	t.Parallel()
-	pfNeedRoot(t)
+	proctest.NeedRoot(t, "the test drops privileges or changes owners")
 	pfNeedNobody(t)
 	h := newHarness(t)
 	pfOpenHarness(t, h)
@@ -1056,12 +964,12 @@ func TestPIDFileHostileUnremovablePIDFile(t *testing.T) {
 // group with one.
 func TestPIDFileHostileOneImplementation(t *testing.T) {
 	t.Parallel()
-	pfNeedRoot(t)
-	pfNoSuchID(t)
+	proctest.NeedRoot(t, "the test drops privileges or changes owners")
+	proctest.NoSuchID(t, pfNumericID)
 	id := strconv.Itoa(pfNumericID)
 	// The Reexec child is exec'd as the user: the binary must be where
 	// the user can run it.
-	bin := filepath.Join(pfSharedDir(t), appName)
+	bin := filepath.Join(proctest.SharedDir(t, 0o755), appName)
 	b, err := os.ReadFile(app(t))
 	if err != nil {
 		t.Fatal(err)
