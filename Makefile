@@ -36,11 +36,11 @@ csrc-hash:
 	"// cmd/go hashes only this directory: this line changes when csrc/ does." \
 	"#define CDAEMON_CSRC_HASH \"$$h\"" > $$f; echo "updated $$f"; }
 
-$(BUILD)/obj/%.o: csrc/%.c csrc/cdaemon.h csrc/internal.h
+$(BUILD)/obj/%.o: csrc/%.c csrc/cdaemon.h csrc/internal.h csrc/variables.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CWARN) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/pic/%.o: csrc/%.c csrc/cdaemon.h csrc/internal.h
+$(BUILD)/pic/%.o: csrc/%.c csrc/cdaemon.h csrc/internal.h csrc/variables.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CWARN) $(CFLAGS) -fPIC -fvisibility=hidden -DCDAEMON_SHARED -c $< -o $@
 
@@ -61,7 +61,7 @@ $(BUILD)/cdaemon.pc: csrc/cdaemon.pc.in csrc/cdaemon.h
 
 # C tests: every unit compiled again with AddressSanitizer and
 # UndefinedBehaviorSanitizer, linked into one binary per test file.
-$(BUILD)/tests/%: csrc/tests/%.c csrc/tests/tap.h csrc/tests/proc.h $(LIB_SRCS) csrc/cdaemon.h csrc/internal.h
+$(BUILD)/tests/%: csrc/tests/%.c csrc/tests/tap.h csrc/tests/proc.h $(LIB_SRCS) csrc/cdaemon.h csrc/internal.h csrc/variables.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(CWARN) -O1 -g $(SANITIZE) -Icsrc -o $@ $< $(LIB_SRCS)
 

@@ -9,6 +9,7 @@ package cdaemon
 #include "../csrc/cdaemon.h"
 #include "../csrc/internal.h"
 extern int cdaemon_go_constructor_ran;
+static const struct cdaemon_variable *cdaemon_go_variables(void) { return cdaemon__variables; }
 */
 import "C"
 
@@ -374,7 +375,31 @@ type Config struct {
 	Foreground bool
 	User       string
 	Group      string
-	LaunchDir  string // Applied only: the launcher's working directory
+	Listen     string        // CDAEMON_LISTEN, as written
+	Workers    int           // prefork: 0 for none
+	StopTime   time.Duration // prefork: CDAEMON_STOP_TIMEOUT
+	LaunchDir  string        // Applied only: the launcher's working directory
+}
+
+// Variable is one line of the table of CDAEMON_* variables
+// (csrc/variables.h): the one list that the parser, Config, gowrap's
+// pass-through and the README are checked against.
+type Variable struct {
+	Name, Format, Default, Meaning string
+	Sample                         string // a value the parser accepts
+}
+
+// Variables returns the table of every CDAEMON* variable, CDAEMON first.
+func Variables() []Variable {
+	out := make([]Variable, 0, int(C.cdaemon__nvariables))
+	table := unsafe.Slice(C.cdaemon_go_variables(), int(C.cdaemon__nvariables))
+	for _, v := range table {
+		out = append(out, Variable{
+			Name: C.GoString(v.name), Format: C.GoString(v.format), Default: C.GoString(v.dflt),
+			Meaning: C.GoString(v.meaning), Sample: C.GoString(v.sample),
+		})
+	}
+	return out
 }
 
 func configFromC(c *C.struct_cdaemon_config) Config {
@@ -388,6 +413,9 @@ func configFromC(c *C.struct_cdaemon_config) Config {
 		Foreground: c.foreground != 0,
 		User:       goString(c.user),
 		Group:      goString(c.group),
+		Listen:     goString(c.listen),
+		Workers:    int(c.workers),
+		StopTime:   time.Duration(c.stop_timeout_ms) * time.Millisecond,
 	}
 	for i := 0; i < int(c.nkeep_fds); i++ {
 		cfg.KeepFDs = append(cfg.KeepFDs, int(c.keep_fds[i]))

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "cdaemon.h"
+#include "variables.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -146,7 +147,13 @@ void cdaemon__kill_tree(pid_t daemon);
 /* sequence.c: path resolved against the current directory. */
 int cdaemon__absolute(const char *path, char *out, size_t len);
 
-/* config.c */
+/* config.c: the table of variables.h, for the Go binding and tests. */
+struct cdaemon_variable {
+	const char *name, *format, *dflt, *meaning, *sample;
+};
+extern const struct cdaemon_variable cdaemon__variables[];
+extern const int cdaemon__nvariables;
+
 int cdaemon__parse_duration_ms(const char *s, long long *ms);
 int cdaemon__parse_umask(const char *s, int *mask);
 int cdaemon__parse_fd_list(const char *s, int *fds, int max, int *n);

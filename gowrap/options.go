@@ -111,6 +111,12 @@ func (o *Options) settings() (cdaemon.Config, error) {
 	over("CDAEMON_FOREGROUND", func() { c.Foreground = env.Foreground })
 	over("CDAEMON_USER", func() { c.User = env.User })
 	over("CDAEMON_GROUP", func() { c.Group = env.Group })
+	// No option in code: the operator's alone. Every variable of the
+	// table must be carried here (TestEveryVariableSurvives).
+	c.Listen, c.Workers, c.StopTime = env.Listen, env.Workers, env.StopTime
+	if !set["CDAEMON_STOP_TIMEOUT"] {
+		c.StopTime = 0
+	}
 	return c, nil
 }
 
@@ -152,7 +158,17 @@ func environ(base []string, c cdaemon.Config, trigger bool) []string {
 	if c.NoClose {
 		add("CDAEMON_NOCLOSE", "1")
 	}
+	if c.Foreground {
+		add("CDAEMON_FOREGROUND", "1")
+	}
 	add("CDAEMON_USER", c.User)
 	add("CDAEMON_GROUP", c.Group)
+	add("CDAEMON_LISTEN", c.Listen)
+	if c.Workers > 0 {
+		add("CDAEMON_WORKERS", strconv.Itoa(c.Workers))
+	}
+	if c.StopTime > 0 {
+		add("CDAEMON_STOP_TIMEOUT", c.StopTime.String())
+	}
 	return out
 }

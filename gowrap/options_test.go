@@ -216,6 +216,9 @@ func TestEnvironRoundTrip(t *testing.T) {
 		if want.Timeout == 0 {
 			want.Timeout = 60 * time.Second // the parser's default
 		}
+		if want.StopTime == 0 {
+			want.StopTime = 30 * time.Second // the parser's default
+		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("round trip of %+v gave %+v", c, got)
 		}
@@ -319,6 +322,51 @@ func TestOnSignal(t *testing.T) {
 			var se *StopError
 			if !errors.As(cause, &se) || se.Signal != tc.sigs[0] || se.Graceful != tc.graceful {
 				t.Errorf("cause %v, want the first signal %v (graceful %v)", cause, tc.sigs[0], tc.graceful)
+			}
+		})
+	}
+}
+
+// Every variable of the one table (csrc/variables.h) that the operator
+// sets reaches the re-executed daemon: settings carries it into the
+// Config and environ writes it back (issue 12: CDAEMON_WORKERS, _LISTEN
+// and _STOP_TIMEOUT were dropped on the way). A variable added to the
+// table and forgotten here fails this test.
+func TestEveryVariableSurvives(t *testing.T) {
+	for _, v := range cdaemon.Variables() {
+		if v.Name == "CDAEMON" {
+			continue // the trigger: environ's own argument
+		}
+		t.Run(v.Name, func(t *testing.T) {
+			clearCDAEMON(t)
+			t.Setenv(v.Name, v.Sample)
+			var o Options
+			c, err := o.settings()
+			if err != nil {
+				t.Fatalf("%s=%s: %v", v.Name, v.Sample, err)
+			}
+			want, _, err := cdaemon.ParseEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := ""
+			for _, kv := range environ(nil, c, true) {
+				if k, val, _ := strings.Cut(kv, "="); k == v.Name {
+					found = val
+				}
+			}
+			if found == "" {
+				t.Fatalf("%s=%s set by the operator is missing from the re-executed daemon's environment %q", v.Name, v.Sample, environ(nil, c, true))
+			}
+			// What arrives parses to what the operator meant.
+			clearCDAEMON(t)
+			t.Setenv(v.Name, found)
+			got, _, err := cdaemon.ParseEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s=%s arrives as %s=%s, parsed %+v, want %+v", v.Name, v.Sample, v.Name, found, got, want)
 			}
 		})
 	}

@@ -390,11 +390,43 @@ static void test_from_env(void)
 	clear_cdaemon_env();
 }
 
+/* variables.h is the one table: every name in it parses with its sample
+ * value, alone, and a name outside it is refused. */
+static void test_table(void)
+{
+	char err[256];
+	struct cdaemon_config cfg;
+
+	ok(cdaemon__nvariables >= 14, "the table has every variable (%d)",
+	   cdaemon__nvariables);
+	for (int i = 0; i < cdaemon__nvariables; i++) {
+		const struct cdaemon_variable *v = &cdaemon__variables[i];
+		clear_cdaemon_env();
+		setenv("CDAEMON", "1", 1);
+		if (strcmp(v->name, "CDAEMON") != 0)
+			setenv(v->name, v->sample, 1);
+		err[0] = '\0';
+		int r = cdaemon_config_from_env(&cfg, err, sizeof err);
+		is_int(r, 1, "%s=%s (the table's sample) parses%s%s", v->name,
+		       v->sample, err[0] ? ": " : "", err);
+		ok(v->format[0] && v->dflt[0] && v->meaning[0],
+		   "%s has a format, a default and a meaning", v->name);
+	}
+	clear_cdaemon_env();
+	setenv("CDAEMON_NOT_IN_TABLE", "1", 1);
+	is_int(cdaemon_config_parse_env(&cfg, err, sizeof err), -1,
+	       "a name outside the table is refused");
+	has_str(err, "unknown variable CDAEMON_NOT_IN_TABLE",
+		"  and named");
+	clear_cdaemon_env();
+}
+
 int main(void)
 {
 	test_duration();
 	test_umask();
 	test_fd_list();
 	test_from_env();
+	test_table();
 	return done_testing();
 }
