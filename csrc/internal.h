@@ -120,6 +120,9 @@ void cdaemon__fail_step(int code, const char *step, int err)
 
 /* primitives.c */
 long long cdaemon__now_ms(void); /* CLOCK_MONOTONIC */
+void cdaemon__describe_status(char *buf, size_t len, int status);
+/* path resolved against the current directory; -1 with errno. */
+int cdaemon__absolute(const char *path, char *out, size_t len);
 void cdaemon__record_stage(int stage);
 int cdaemon__detach_tty(void);
 int cdaemon__close_fds_proc(const int *keep, int nkeep);
@@ -144,8 +147,6 @@ void cdaemon__undo_start(void);
  * the subreaper adopted). */
 void cdaemon__kill_tree(pid_t daemon);
 
-/* sequence.c: path resolved against the current directory. */
-int cdaemon__absolute(const char *path, char *out, size_t len);
 
 /* config.c: the table of variables.h, for the Go binding and tests. */
 struct cdaemon_variable {
@@ -165,11 +166,10 @@ int cdaemon__listen_bind(const char *list, int umask, char *err,
 			 size_t errlen);
 void cdaemon__remove_socket_files(void);
 int cdaemon__listen_describe(int fd, char *buf, size_t len);
-
-/* prefork.c */
 /* Listeners to fd 3 on; everything else closed but extra[] (moved above
  * them), our own fds and CDAEMON_KEEP_FDS (which keep their numbers). */
 int cdaemon__place_listeners(int *extra, int nextra);
+/* LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES for this process. */
 int cdaemon__export_listeners(void);
 
 /* pidfile.c */

@@ -365,3 +365,73 @@ int cdaemon__listen_describe(int fd, char *buf, size_t len)
 		snprintf(buf, len, "tcp %s:%s", host, port);
 	return 0;
 }
+
+int cdaemon__place_listeners(int *extra, int nextra)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	int n = st->nlisten;
+	int top = 3 + n;
+	int keep[CDAEMON_MAX_CLOSE_KEEP];
+	int nkeep = 0;
+
+	/* Everything we keep leaves 3..3+n-1 first, then the listeners move
+	 * in; both with the dup family, so no fd is lost on the way. */
+	for (int i = 0; i < nextra; i++)
+		if (extra[i] >= 0 &&
+		    (extra[i] = cdaemon__fd_above(extra[i], top)) < 0)
+			return -1;
+	st->ready_fd = cdaemon__fd_above(st->ready_fd, top);
+	st->out_fd = cdaemon__fd_above(st->out_fd, top);
+	st->pid_fd = cdaemon__fd_above(st->pid_fd, top);
+	for (int i = 0; i < n; i++)
+		if ((st->listen_fds[i] =
+			     cdaemon__fd_above(st->listen_fds[i], top)) < 0)
+			return -1;
+	for (int i = 0; i < n; i++) {
+		if (dup3(st->listen_fds[i], 3 + i, O_CLOEXEC) < 0)
+			return -1;
+		close(st->listen_fds[i]);
+		st->listen_fds[i] = 3 + i;
+		keep[nkeep++] = 3 + i;
+	}
+	for (int i = 0; i < nextra; i++)
+		if (extra[i] >= 0)
+			keep[nkeep++] = extra[i];
+	/* The operator's fds keep their numbers: cdaemon_start refused any
+	 * that a listener would take. */
+	for (int i = 0; i < st->config.nkeep_fds; i++)
+		keep[nkeep++] = st->config.keep_fds[i];
+	if (st->ready_fd >= 0)
+		keep[nkeep++] = st->ready_fd;
+	if (st->out_fd >= 0)
+		keep[nkeep++] = st->out_fd;
+	if (st->pid_fd >= 0)
+		keep[nkeep++] = st->pid_fd;
+	return cdaemon_close_fds(keep, nkeep);
+}
+
+/* LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES for this process, written in
+ * place into the environment the Go runtime will read (see env.c). */
+int cdaemon__export_listeners(void)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	static char fds[32], pid[32], names[sizeof "LISTEN_FDNAMES=" +
+					      CDAEMON_MAX_LISTEN *
+						      sizeof st->listen_names[0]];
+	if (st->nlisten == 0)
+		return 0;
+	snprintf(fds, sizeof fds, "LISTEN_FDS=%d", st->nlisten);
+	snprintf(pid, sizeof pid, "LISTEN_PID=%ld", (long)getpid());
+	size_t off = (size_t)snprintf(names, sizeof names, "LISTEN_FDNAMES=");
+	for (int i = 0; i < st->nlisten && off < sizeof names; i++)
+		off += (size_t)snprintf(names + off, sizeof names - off, "%s%s",
+					i ? ":" : "", st->listen_names[i]);
+	if (cdaemon__env_put("LISTEN_FDS", fds) < 0 ||
+	    cdaemon__env_put("LISTEN_PID", pid) < 0) {
+		errno = ENOSPC;
+		return -1;
+	}
+	/* Names are optional: there may be no slot left for them. */
+	(void)cdaemon__env_put("LISTEN_FDNAMES", names);
+	return 0;
+}

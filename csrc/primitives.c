@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,42 @@ void cdaemon__print(int fd, const char *fmt, ...)
 		n = sizeof buf - 1;
 	(void)cdaemon__write_all(fd, buf, (size_t)n);
 	errno = saved;
+}
+
+/* Relative paths are the operator's, so they are resolved against the
+ * launcher's directory before the daemon moves to its own. */
+int cdaemon__absolute(const char *path, char *out, size_t len)
+{
+	if (path[0] == '/') {
+		if (strlen(path) >= len)
+			return -1;
+		strcpy(out, path);
+		return 0;
+	}
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		return -1;
+	int n = snprintf(out, len, "%s/%s", strcmp(cwd, "/") ? cwd : "",
+			 path);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* "exited with status 3", "was killed by signal 9 (Killed)": a wait
+ * status in words, for the launcher and the prefork master alike. */
+void cdaemon__describe_status(char *buf, size_t len, int status)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d",
+			 WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "ended with wait status %#x", status);
 }
 
 long long cdaemon__now_ms(void)

@@ -83,18 +83,6 @@ static void on_signal(int sig)
 	got_signal = sig;
 }
 
-static void describe_status(char *buf, size_t len, int status)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, len, "exited with status %d",
-			 WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "was killed by signal %d (%s)",
-			 WTERMSIG(status), strsignal(WTERMSIG(status)));
-	else
-		snprintf(buf, len, "ended with wait status %#x", status);
-}
-
 /* How the daemon ended, without reaping it: it stays a zombie in its
  * process group, so that the group's id cannot be reused before
  * cdaemon__kill_tree signals it. The daemon is our child once the first
@@ -175,7 +163,7 @@ static void died(struct launcher *l, int child_status)
 	char what[128];
 
 	if (l->daemon <= 0) {
-		describe_status(what, sizeof what, child_status);
+		cdaemon__describe_status(what, sizeof what, child_status);
 		give_up(l, CDAEMON_EXIT_SOFTWARE,
 			"cdaemon: first child (pid %ld) %s before forking the "
 			"daemon",
@@ -186,7 +174,7 @@ static void died(struct launcher *l, int child_status)
 	if (status < 0) {
 		snprintf(what, sizeof what, "exited");
 	} else {
-		describe_status(what, sizeof what, status);
+		cdaemon__describe_status(what, sizeof what, status);
 		if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 			code = WEXITSTATUS(status);
 		else if (WIFSIGNALED(status))

@@ -52,28 +52,6 @@ static void die(int code, const char *step, int err)
 	_exit(code);
 }
 
-/* Relative paths are the operator's, so they are resolved against the
- * launcher's directory before the daemon moves to its own. */
-int cdaemon__absolute(const char *path, char *out, size_t len)
-{
-	if (path[0] == '/') {
-		if (strlen(path) >= len)
-			return -1;
-		strcpy(out, path);
-		return 0;
-	}
-	char cwd[PATH_MAX];
-	if (getcwd(cwd, sizeof cwd) == NULL)
-		return -1;
-	int n = snprintf(out, len, "%s/%s", strcmp(cwd, "/") ? cwd : "",
-			 path);
-	if (n < 0 || (size_t)n >= len) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
 /* LISTEN_FDS (sd_listen_fds(3)) are kept when LISTEN_PID names us. */
 static int listen_fds(pid_t self)
 {
