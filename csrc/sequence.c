@@ -161,10 +161,12 @@ static void first_child(void)
  * fork() by glibc, so its TID cache and locks are set up as after any fork
  * (runc #4233 was a raw clone(2) that skipped that).
  *
- * What a vfork child may do is narrow: it writes only `handoff` and its
- * own kernel state (fds, dispositions, session), and never returns from
- * this function, whose frame the launcher resumes in; the daemon, in its
- * own memory by then, does. Kept out of line so that no local of
+ * What a vfork child may do is narrow: in the memory it shares with the
+ * launcher it writes `handoff`, the stage records of cdaemon__state, and
+ * (through glibc's fork) the bookkeeping glibc keeps for forks; otherwise
+ * only its own kernel state (fds, dispositions, session). It never returns
+ * from this function, whose frame the launcher resumes in; the daemon, in
+ * its own memory by then, does. Kept out of line so that no local of
  * cdaemon_start lives across the vfork (-Wclobbered).
  *
  * Returns the first child's pid in the launcher (the child has exited),
