@@ -19,7 +19,7 @@ TEST_SRCS := $(wildcard csrc/tests/*.c)
 TEST_BINS := $(patsubst csrc/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VERSION  := $(shell sed -n 's/^\#define CDAEMON_VERSION "\(.*\)"/\1/p' csrc/cdaemon.h)
 
-.PHONY: test-install all lib go csrc-hash test test-c test-go test-bench vet staticcheck demo install clean bench bench-quick
+.PHONY: test-install all lib go csrc-hash test test-c test-go test-bench test-fuzz vet staticcheck demo install clean bench bench-quick
 
 all: lib go
 
@@ -105,7 +105,15 @@ test-bench: csrc-hash $(BUILD)/cdaemonize
 test-install: lib
 	@bash csrc/tests/install.sh
 
-test: lib test-c test-install vet staticcheck test-go test-bench
+# A bounded round of the fuzzer over the CDAEMON_* parser (the seeds also
+# run in test-go); a longer one: make test-fuzz FUZZTIME=5000000x. A count of
+# runs, not a time: when a time runs out mid-run, Go can fail the round
+# with "context deadline exceeded" (seen here with 10s).
+FUZZTIME ?= 100000x
+test-fuzz: csrc-hash
+	$(GO) test -run '^$$' -fuzz FuzzParseEnv -fuzztime $(FUZZTIME) ./cdaemon/
+
+test: lib test-c test-install vet staticcheck test-go test-bench test-fuzz
 
 demo: csrc-hash
 	@bash examples/demo.sh
