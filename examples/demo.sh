@@ -11,12 +11,19 @@ work=$(mktemp -d /tmp/cdaemon-demo.XXXXXX)
 bin=$work/prefork
 pidfile=$work/prefork.pid
 logfile=$work/prefork.log
+master=""
+workers=""
+# ours PID: the process still runs the binary this demo built (a pid
+# could have been reused by now; /proc/PID/exe says what it runs).
+ours() { [[ $(readlink "/proc/$1/exe" 2>/dev/null) == "$bin" ]]; }
 cleanup() {
-	# Leave nothing behind, even if the demo fails half-way.
-	if [[ -s $pidfile ]]; then
-		kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
-	fi
-	pkill -KILL -f "^$bin" 2>/dev/null || pkill -KILL -f "^prefork: " 2>/dev/null || true
+	# Leave nothing behind, even if the demo fails half-way: only the
+	# processes this demo started, by the pids it recorded (never by a
+	# name pattern, which would hit a concurrent make test). Workers die
+	# with their master (PR_SET_PDEATHSIG); they are killed too, to be sure.
+	for pid in $master $workers; do
+		if ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -35,6 +42,7 @@ set -e
 echo "launcher exit status: $status (0 = every worker said ready)"
 [[ $status -eq 0 ]] || { cat "$work/launcher.err"; exit 1; }
 master=$(cat "$pidfile")
+workers=$(ps -o pid= --ppid "$master" | xargs)
 port=$(sed -n 's/.*listening on tcp 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$logfile" | head -1)
 echo "master pid $master (from the pid file), listening on 127.0.0.1:$port"
 
@@ -68,8 +76,10 @@ echo "master $master has exited"
 tail -4 "$logfile" | sed 's/^/    /'
 
 bold "Nothing left running"
-if pgrep -f "^prefork: |^$bin" >/dev/null; then
-	pgrep -af "^prefork: |^$bin"
-	exit 1
-fi
-echo "no master, no worker: all gone"
+for pid in $master $workers; do
+	if ours "$pid"; then
+		ps -o pid,ppid,args -p "$pid"
+		exit 1
+	fi
+done
+echo "no master, no worker ($master $workers): all gone"
