@@ -186,14 +186,123 @@ type hspec struct {
 	timeout time.Duration // how long the launcher may run; startTimeout if 0
 }
 
-type hlauncher struct {
+// cappedCmd is a process the test runs with a deadline and a cap on its
+// output (stdout and stderr, one pipe the test drains): a regression into
+// endless output or a hang fails fast and fills nothing.
+type cappedCmd struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	bin     string
-	reports *reportFIFO
-	out     *cappedOutput // nil if spec.out was set
+	out     *cappedOutput // nil if the caller gave the output a file
 	timeout time.Duration
 	done    chan struct{}
+}
+
+// startCapped starts cmd with its output in a pipe capped at outCap bytes
+// (or in out, if given); it is killed when the test ends.
+func startCapped(t *testing.T, cmd *exec.Cmd, outCap int, out *os.File, timeout time.Duration) *cappedCmd {
+	t.Helper()
+	c := &cappedCmd{t: t, cmd: cmd, timeout: timeout, done: make(chan struct{})}
+	if c.timeout == 0 {
+		c.timeout = startTimeout
+	}
+	var w *os.File
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = out, out
+	} else {
+		c.out, w = newCappedOutput(t, outCap)
+		cmd.Stdout, cmd.Stderr = w, w
+	}
+	err := cmd.Start()
+	if w != nil {
+		w.Close()
+	}
+	if err != nil {
+		t.Fatalf("start %q: %v", cmd.Args, err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(c.kill)
+	return c
+}
+
+func (c *cappedCmd) pid() int { return c.cmd.Process.Pid }
+
+// kill kills the process if it still runs, and waits for it.
+func (c *cappedCmd) kill() {
+	select {
+	case <-c.done:
+	default:
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func (c *cappedCmd) overflow() <-chan struct{} {
+	if c.out == nil {
+		return nil
+	}
+	return c.out.over
+}
+
+// fatalOverflow kills a process that wrote more than its cap, and fails.
+func (c *cappedCmd) fatalOverflow() {
+	c.t.Helper()
+	diag := procDiag(c.pid())
+	c.kill()
+	out, total := c.out.snapshot()
+	c.t.Fatalf("%q (pid %d) wrote more than %d bytes (%d so far) to its stdout/stderr; killed it (%s). Output:\n%s",
+		c.cmd.Args, c.pid(), c.out.max, total, diag, excerpt(out))
+}
+
+// wait waits for the process to exit and returns its status (128+N for
+// signal N); it kills the process and fails the test if it runs past its
+// deadline or writes more than its cap.
+func (c *cappedCmd) wait() int {
+	c.t.Helper()
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+	case <-c.overflow():
+		c.fatalOverflow()
+	case <-timer.C:
+		diag := procDiag(c.pid())
+		c.kill()
+		out := "(not captured)"
+		if c.out != nil {
+			out, _ = c.out.snapshot()
+			out = excerpt(out)
+		}
+		c.t.Fatalf("%q (pid %d) still running after %v (%s); killed it. Output:\n%s", c.cmd.Args, c.pid(), c.timeout, diag, out)
+	}
+	return proctest.ExitCode(c.cmd.ProcessState.Sys().(syscall.WaitStatus))
+}
+
+// output is what the process wrote on its stdout and stderr, once it has
+// exited and the pipe reached its end. More than the cap fails the test.
+func (c *cappedCmd) output() string {
+	c.t.Helper()
+	<-c.done
+	select {
+	case <-c.out.eof:
+	case <-time.After(reportGrace):
+		c.t.Errorf("the stdout/stderr pipe of %q is still open %v after it exited: another process holds it", c.cmd.Args, reportGrace)
+	}
+	out, total := c.out.snapshot()
+	if total > int64(c.out.max) {
+		c.t.Errorf("%q wrote %d bytes to its stdout/stderr, more than %d. Output:\n%s", c.cmd.Args, total, c.out.max, excerpt(out))
+	}
+	return out
+}
+
+// hlauncher is a launcher of the test daemon, run as a cappedCmd, with
+// the FIFO its daemons report on.
+type hlauncher struct {
+	*cappedCmd
+	bin     string
+	reports *reportFIFO
 
 	mu   sync.Mutex
 	pids []int // daemons and their children seen in reports, killed at cleanup
@@ -202,41 +311,22 @@ type hlauncher struct {
 func hlaunch(t *testing.T, s hspec) *hlauncher {
 	t.Helper()
 	bin := testdaemon(t)
-	l := &hlauncher{t: t, bin: bin, timeout: s.timeout, done: make(chan struct{})}
-	if l.timeout == 0 {
-		l.timeout = startTimeout
-	}
+	l := &hlauncher{bin: bin}
 	if s.outCap == 0 {
 		s.outCap = smallOutput
 	}
 	l.reports = newReportFIFO(t, t.TempDir())
+	var cmd *exec.Cmd
 	if s.shell != "" {
-		l.cmd = exec.Command("/bin/sh", "-c", s.shell, bin)
+		cmd = exec.Command("/bin/sh", "-c", s.shell, bin)
 	} else {
-		l.cmd = exec.Command(bin)
+		cmd = exec.Command(bin)
 	}
-	l.cmd.Env = append(cleanEnv(), "CDTEST_MODE="+s.mode, "CDTEST_REPORT="+l.reports.path)
-	l.cmd.Env = append(l.cmd.Env, s.env...)
-	l.cmd.Dir = s.dir
-	l.cmd.ExtraFiles = s.extra
-	var w *os.File
-	if s.out != nil {
-		l.cmd.Stdout, l.cmd.Stderr = s.out, s.out
-	} else {
-		l.out, w = newCappedOutput(t, s.outCap)
-		l.cmd.Stdout, l.cmd.Stderr = w, w
-	}
-	err := l.cmd.Start()
-	if w != nil {
-		w.Close()
-	}
-	if err != nil {
-		t.Fatalf("start %s: %v", l.cmd.Path, err)
-	}
-	go func() {
-		_ = l.cmd.Wait()
-		close(l.done)
-	}()
+	cmd.Env = append(cleanEnv(), "CDTEST_MODE="+s.mode, "CDTEST_REPORT="+l.reports.path)
+	cmd.Env = append(cmd.Env, s.env...)
+	cmd.Dir = s.dir
+	cmd.ExtraFiles = s.extra
+	l.cappedCmd = startCapped(t, cmd, s.outCap, s.out, s.timeout)
 	t.Cleanup(func() {
 		l.kill()
 		l.mu.Lock()
@@ -247,76 +337,6 @@ func hlaunch(t *testing.T, s hspec) *hlauncher {
 		sweep()
 	})
 	return l
-}
-
-func (l *hlauncher) pid() int { return l.cmd.Process.Pid }
-
-// kill kills the launcher if it still runs, and waits for it.
-func (l *hlauncher) kill() {
-	select {
-	case <-l.done:
-	default:
-		_ = l.cmd.Process.Kill()
-		<-l.done
-	}
-}
-
-func (l *hlauncher) overflow() <-chan struct{} {
-	if l.out == nil {
-		return nil
-	}
-	return l.out.over
-}
-
-// fatalOverflow kills a launcher that wrote more than its cap, and fails.
-func (l *hlauncher) fatalOverflow() {
-	l.t.Helper()
-	diag := procDiag(l.pid())
-	l.kill()
-	out, total := l.out.snapshot()
-	l.t.Fatalf("launcher (pid %d) wrote more than %d bytes (%d so far) to its stdout/stderr; killed it (%s). Output:\n%s",
-		l.pid(), l.out.max, total, diag, excerpt(out))
-}
-
-// wait waits for the launcher to exit and returns its status (128+N for
-// signal N); it kills the launcher and fails the test if it runs past its
-// deadline or writes more than its cap.
-func (l *hlauncher) wait() int {
-	l.t.Helper()
-	timer := time.NewTimer(l.timeout)
-	defer timer.Stop()
-	select {
-	case <-l.done:
-	case <-l.overflow():
-		l.fatalOverflow()
-	case <-timer.C:
-		diag := procDiag(l.pid())
-		l.kill()
-		out := "(not captured)"
-		if l.out != nil {
-			out, _ = l.out.snapshot()
-			out = excerpt(out)
-		}
-		l.t.Fatalf("launcher (pid %d) still running after %v (%s); killed it. Output:\n%s", l.pid(), l.timeout, diag, out)
-	}
-	return proctest.ExitCode(l.cmd.ProcessState.Sys().(syscall.WaitStatus))
-}
-
-// output is what the launcher wrote on its stdout and stderr, once it has
-// exited and the pipe reached its end. More than the cap fails the test.
-func (l *hlauncher) output() string {
-	l.t.Helper()
-	<-l.done
-	select {
-	case <-l.out.eof:
-	case <-time.After(reportGrace):
-		l.t.Errorf("the launcher's stdout/stderr pipe is still open %v after it exited: another process holds it", reportGrace)
-	}
-	out, total := l.out.snapshot()
-	if total > int64(l.out.max) {
-		l.t.Errorf("launcher wrote %d bytes to its stdout/stderr, more than %d. Output:\n%s", total, l.out.max, excerpt(out))
-	}
-	return out
 }
 
 // expect waits for the launcher and checks its exit status.

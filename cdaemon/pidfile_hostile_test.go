@@ -107,79 +107,14 @@ func excerptState(s pfState) pfState {
 }
 
 // pfCmd is a command the test runs with a deadline and a cap on its
-// output (stdout and stderr, one pipe).
-type pfCmd struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	out     *cappedOutput
-	done    chan struct{}
-	timeout time.Duration
-}
+// output.
+type pfCmd = cappedCmd
 
 func pfStart(t *testing.T, timeout time.Duration, env []string, argv ...string) *pfCmd {
 	t.Helper()
-	c := &pfCmd{t: t, timeout: timeout, done: make(chan struct{})}
-	c.cmd = exec.Command(argv[0], argv[1:]...)
-	c.cmd.Env = env
-	var w *os.File
-	c.out, w = newCappedOutput(t, smallOutput)
-	c.cmd.Stdout, c.cmd.Stderr = w, w
-	err := c.cmd.Start()
-	w.Close()
-	if err != nil {
-		t.Fatalf("start %q: %v", argv, err)
-	}
-	go func() {
-		_ = c.cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(c.kill)
-	return c
-}
-
-func (c *pfCmd) pid() int { return c.cmd.Process.Pid }
-
-func (c *pfCmd) kill() {
-	select {
-	case <-c.done:
-	default:
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-// wait returns the exit status (128+N for signal N); past the deadline or
-// the cap it kills the command and fails.
-func (c *pfCmd) wait() int {
-	c.t.Helper()
-	timer := time.NewTimer(c.timeout)
-	defer timer.Stop()
-	select {
-	case <-c.done:
-	case <-c.out.over:
-		c.kill()
-		out, _ := c.out.snapshot()
-		c.t.Fatalf("%q wrote more than %d bytes; killed it:\n%s", c.cmd.Args, c.out.max, excerpt(out))
-	case <-timer.C:
-		diag := procDiag(c.pid())
-		c.kill()
-		out, _ := c.out.snapshot()
-		c.t.Fatalf("%q still running after %v (%s); killed it. Output:\n%s", c.cmd.Args, c.timeout, diag, excerpt(out))
-	}
-	return proctest.ExitCode(c.cmd.ProcessState.Sys().(syscall.WaitStatus))
-}
-
-// output is what the command wrote, once it has exited.
-func (c *pfCmd) output() string {
-	c.t.Helper()
-	<-c.done
-	select {
-	case <-c.out.eof:
-	case <-time.After(reportGrace):
-		c.t.Errorf("the output pipe of %q is still open %v after it exited", c.cmd.Args, reportGrace)
-	}
-	out, _ := c.out.snapshot()
-	return out
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	return startCapped(t, cmd, smallOutput, nil, timeout)
 }
 
 // pfLines passes on the lines read from r, for a FIFO the test holds open
