@@ -335,7 +335,7 @@ func resolveIDs(user, group string) (C.struct_cdaemon_ids, error) {
 	var ids C.struct_cdaemon_ids
 	var msg [512]C.char
 	if C.cdaemon__resolve_ids(cuser, cgroup, &ids, &msg[0], C.size_t(len(msg))) < 0 {
-		return ids, errors.New(C.GoString(&msg[0]))
+		return ids, &ConfigError{Msg: C.GoString(&msg[0])}
 	}
 	return ids, nil
 }
@@ -445,7 +445,7 @@ func ParseEnv() (cfg Config, set map[string]bool, err error) {
 	var c C.struct_cdaemon_config
 	var buf [1024]C.char
 	if C.cdaemon_config_parse_env(&c, &buf[0], C.size_t(len(buf))) != 0 {
-		return Config{}, nil, errors.New(C.GoString(&buf[0]))
+		return Config{}, nil, &ConfigError{Msg: C.GoString(&buf[0])}
 	}
 	set = map[string]bool{}
 	for _, kv := range os.Environ() {
@@ -455,6 +455,20 @@ func ParseEnv() (cfg Config, set map[string]bool, err error) {
 	}
 	return configFromC(&c), set, nil
 }
+
+// ErrBadConfig is what a *ConfigError unwraps to, for errors.Is.
+var ErrBadConfig = errors.New("bad configuration")
+
+// ConfigError is a bad CDAEMON_* value, or a user or group that cannot be
+// resolved: the conditions for which the constructor exits ExitUsage (64).
+// gowrap exits with the same code when Go finds them, so that one
+// condition has one status whichever path met it.
+type ConfigError struct {
+	Msg string // names the variable and the value, as the C parser wrote it
+}
+
+func (e *ConfigError) Error() string { return e.Msg }
+func (e *ConfigError) Unwrap() error { return ErrBadConfig }
 
 // ErrRunning is what a *RunningError unwraps to, for errors.Is.
 var ErrRunning = errors.New("already running")

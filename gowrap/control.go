@@ -14,17 +14,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Exit statuses of Control. status follows the LSB init script
-// conventions; a usage error is 2, as for Go's flag package.
+// Exit statuses of Control, one per condition. status follows the LSB
+// init script conventions, and so does a bad command line (2, also Go's
+// flag package's). A bad configuration (a CDAEMON_* value or an option,
+// or no pid file for a verb that needs one) exits 64 on every path,
+// whether Control or the constructor finds it: ExitConfig is
+// cdaemon.ExitUsage. A start passes on the launcher's status (see the
+// README's exit code table: 69 address in use, 73 cannot create, 75
+// already starting, 124 not ready in time, ...).
 const (
-	StatusRunning      = 0 // status: running
-	StatusDeadPIDFile  = 1 // status: not running, but the pid file exists
-	StatusNotRunning   = 3 // status: not running
-	StatusUnknown      = 4 // status: cannot tell (an error)
-	ExitUsage          = 2 // a bad command, flag or argument
-	ExitNotRunning     = 7 // reload: the daemon is not running (LSB)
-	ExitFailed         = 1 // start, stop or restart failed
-	defaultStopTimeout = 10 * time.Second
+	StatusRunning     = 0                 // status: running
+	StatusDeadPIDFile = 1                 // status: not running, but the pid file exists
+	StatusNotRunning  = 3                 // status: not running
+	StatusUnknown     = 4                 // status: cannot tell (an error, or a start in progress)
+	ExitFailed        = 1                 // start, stop, restart or reload failed
+	ExitBadArgs       = 2                 // a bad command, flag or argument (LSB: invalid arguments)
+	ExitNotRunning    = 7                 // reload: the daemon is not running (LSB)
+	ExitConfig        = cdaemon.ExitUsage // 64: a bad CDAEMON_* value or option, as the constructor exits
+
+	defaultKillAfter = 10 * time.Second
 )
 
 const controlUsage = `usage: %[1]s start | stop [-graceful] [-timeout D] | restart [-graceful] [-timeout D] | status | reload | run
@@ -58,7 +66,7 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 			fmt.Fprintf(stderr, "%s: "+format+"\n", append([]any{prog}, a...)...)
 		}
 		fmt.Fprintf(stderr, controlUsage, prog)
-		return ExitUsage
+		return ExitBadArgs
 	}
 	if len(args) == 0 {
 		return usage("missing command")
@@ -66,9 +74,9 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 	cmd, rest := args[0], args[1:]
 	fs := flag.NewFlagSet(prog+" "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	graceful, timeout := false, opts.StopTimeout
+	graceful, timeout := false, opts.KillAfter
 	if timeout <= 0 {
-		timeout = defaultStopTimeout
+		timeout = defaultKillAfter
 	}
 	switch cmd {
 	case "stop", "restart":
@@ -90,7 +98,7 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 	cfg, err := opts.settings()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
-		return ExitUsage
+		return ExitConfig
 	}
 	pidfile := cfg.PIDFile
 	if p := cdaemon.PIDFile(); p != "" {
@@ -113,22 +121,22 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 		return c.start(opts, run)
 	case "status":
 		if !needPID() {
-			return ExitUsage
+			return ExitConfig
 		}
 		return c.status()
 	case "reload":
 		if !needPID() {
-			return ExitUsage
+			return ExitConfig
 		}
 		return c.reload()
 	case "stop":
 		if !needPID() {
-			return ExitUsage
+			return ExitConfig
 		}
 		return c.stop(graceful, timeout)
 	default: // restart
 		if !needPID() {
-			return ExitUsage
+			return ExitConfig
 		}
 		// The image exec'd by start runs "restart" again: by then the
 		// old daemon is gone and the pid file is this process's own.
@@ -149,8 +157,8 @@ type controller struct {
 }
 
 // inDaemon reports whether this process is the daemon that a start made
-// (after the exec, or the Reexec child), as opposed to the command typed.
-func inDaemon() bool { return cdaemon.Daemonized() || os.Getenv(reexecChild) != "" }
+// (after the exec), as opposed to the command typed.
+func inDaemon() bool { return cdaemon.Daemonized() }
 
 func (c *controller) start(opts Options, run func(*Daemon) error) int {
 	// In the daemon itself (after the exec) the pid file is ours.
@@ -168,8 +176,11 @@ func (c *controller) serve(opts Options, run func(*Daemon) error) int {
 	if err != nil {
 		fmt.Fprintf(c.stderr, "%s: %v\n", c.prog, err)
 		var running *cdaemon.RunningError
-		if errors.As(err, &running) {
+		switch {
+		case errors.As(err, &running):
 			return cdaemon.ExitRunning
+		case errors.Is(err, cdaemon.ErrBadConfig):
+			return ExitConfig
 		}
 		return ExitFailed
 	}

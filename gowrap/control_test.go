@@ -5,6 +5,7 @@ package gowrap_test
 // escalation to KILL, and usage errors.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,7 +122,7 @@ func TestControlStalePIDFile(t *testing.T) {
 }
 
 // A daemon that ignores TERM is killed after -timeout, or after
-// Options.StopTimeout when no -timeout is given.
+// Options.KillAfter when no -timeout is given.
 func TestControlStopEscalatesToKill(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -130,7 +131,7 @@ func TestControlStopEscalatesToKill(t *testing.T) {
 		args []string
 	}{
 		{"flag", nil, []string{"stop", "-timeout", "1s"}},
-		{"StopTimeout", []string{"GWTEST_STOPTIMEOUT=1s"}, []string{"stop"}},
+		{"KillAfter", []string{"GWTEST_KILLAFTER=1s"}, []string{"stop"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -202,8 +203,9 @@ func TestControlRestart(t *testing.T) {
 	stopDaemon(t, k)
 }
 
-// Every bad invocation gets the usage and exit status 2, and starts
-// nothing.
+// Every bad invocation gets the usage and exit status 2 (LSB: invalid
+// arguments), and starts nothing; a verb without the pid file it needs is
+// a configuration fault, 64 as everywhere.
 func TestControlUsage(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -222,7 +224,7 @@ func TestControlUsage(t *testing.T) {
 		t.Run(strings.Join(append([]string{"args"}, tc.args...), "_"), func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
-			out := ctl(t, h, ctlEnv(h, filepath.Join(h.dir, "app.pid")), gowrap.ExitUsage, tc.msg, tc.args...)
+			out := ctl(t, h, ctlEnv(h, filepath.Join(h.dir, "app.pid")), gowrap.ExitBadArgs, tc.msg, tc.args...)
 			if !strings.Contains(out, "usage: gwtestapp start | stop [-graceful] [-timeout D] |") {
 				t.Errorf("no usage message:\n%s", out)
 			}
@@ -234,7 +236,27 @@ func TestControlUsage(t *testing.T) {
 		t.Run("nopidfile_"+cmd, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
-			ctl(t, h, h.env("GWTEST_MODE=ctl"), gowrap.ExitUsage, "gwtestapp: "+cmd+" needs a pid file", cmd)
+			ctl(t, h, h.env("GWTEST_MODE=ctl"), gowrap.ExitConfig, "gwtestapp: "+cmd+" needs a pid file", cmd)
+		})
+	}
+}
+
+// One condition, one status (issue 12): a user that does not exist is a
+// bad configuration, 64, whether the constructor meets it (start, which
+// execs into it) or Go does (run, in the foreground), with the same words.
+func TestControlBadConfigOneCode(t *testing.T) {
+	t.Parallel()
+	for _, verb := range []string{"start", "run"} {
+		t.Run(verb, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			pidFile := filepath.Join(h.dir, "app.pid")
+			ctl(t, h, ctlEnv(h, pidFile, "CDAEMON_USER=nosuchuser"), gowrap.ExitConfig,
+				`CDAEMON_USER="nosuchuser": no such user`, verb)
+			h.noneLeft()
+			if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("pid file after the refused %s: %v, want none", verb, err)
+			}
 		})
 	}
 }

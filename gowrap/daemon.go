@@ -126,8 +126,10 @@ func (d *Daemon) Ready() error {
 	return nil
 }
 
-// Status sends a free-form status line to systemd (STATUS=...).
-func (d *Daemon) Status(s string) error {
+// SetStatus sends a free-form status line to systemd (STATUS=...), shown
+// by systemctl status. (Not to be confused with Control's status verb and
+// its Status* exit codes.)
+func (d *Daemon) SetStatus(s string) error {
 	_, err := cdaemon.Notify("STATUS=" + s)
 	return err
 }

@@ -3,7 +3,6 @@ package gowrap
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -22,8 +21,6 @@ const (
 	// Supervised: in the foreground under a service manager or by
 	// request; nothing forked.
 	Supervised
-	// Reexeced: the child started by the Reexec strategy.
-	Reexeced
 )
 
 func (m Mode) String() string {
@@ -32,15 +29,9 @@ func (m Mode) String() string {
 		return "pre-runtime"
 	case Supervised:
 		return "supervised"
-	case Reexeced:
-		return "reexec"
 	}
 	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
-
-// reexecChild marks the child of the Reexec strategy. Not a CDAEMON_*
-// name: those are the constructor's, and it rejects names it does not know.
-const reexecChild = "GOWRAP_REEXEC_CHILD"
 
 // Daemonize makes the process a daemon according to opts and the
 // environment, and returns the handle of the daemon. There are three paths:
@@ -59,12 +50,14 @@ const reexecChild = "GOWRAP_REEXEC_CHILD"
 //     sign of supervision: under systemd's Type=forking that guess hangs
 //     the start.
 //   - Otherwise the program decided to daemonize after it started (a -d
-//     flag, say). With the Constructor strategy the process execs its own
-//     binary in place with CDAEMON=1; the constructor of the new image
-//     does the work and the same pid exits with the daemon's status, so
-//     Daemonize does not return. With Reexec the process starts a copy of
-//     itself and exits 0 at once. Call Daemonize before opening files or
-//     sockets: they would not survive.
+//     flag, say): the process execs its own binary in place with
+//     CDAEMON=1; the constructor of the new image does the work and the
+//     same pid exits with the daemon's status, so Daemonize does not
+//     return. Call Daemonize before opening files or sockets: they would
+//     not survive the exec. (The go-daemon way, a copy of the binary
+//     started with Setsid while the parent exits 0 at once, is not
+//     offered: its exit status says nothing. bench/ keeps it as a
+//     reference to measure against.)
 //
 // Errors name what was wrong: a bad CDAEMON_* value, a pid file held by a
 // live daemon (a *cdaemon.RunningError), a user that does not exist.
@@ -84,21 +77,11 @@ func Daemonize(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 		return newDaemon(opts, mode), nil
-	case os.Getenv(reexecChild) == "1":
-		os.Unsetenv(reexecChild)
-		// The parent set the directory, umask, stdio and credentials.
-		if err := adoptPIDFile(cfg.PIDFile, ""); err != nil {
-			return nil, err
-		}
-		return newDaemon(opts, Reexeced), nil
 	case cfg.Foreground || Supervisor() != "":
 		if err := applyInProcess(cfg, ""); err != nil {
 			return nil, err
 		}
 		return newDaemon(opts, Supervised), nil
-	}
-	if opts.Strategy == Reexec {
-		return nil, startReexec(cfg)
 	}
 	return nil, execSelf(cfg)
 }
@@ -134,57 +117,6 @@ func execSelf(cfg cdaemon.Config) error {
 	}
 	err := syscall.Exec(path, os.Args, env)
 	return fmt.Errorf("gowrap: exec %s: %w", path, err)
-}
-
-// startReexec is go-daemon's way, for comparison: fork+exec with Setsid,
-// stdio and directory set by the parent, which then exits 0.
-func startReexec(cfg cdaemon.Config) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("gowrap: reexec: %w", err)
-	}
-	// The child starts in another directory: relative paths are ours.
-	for _, p := range []*string{&cfg.PIDFile, &cfg.LogFile, &cfg.Dir} {
-		if *p != "" {
-			if *p, err = filepath.Abs(*p); err != nil {
-				return fmt.Errorf("gowrap: reexec: %w", err)
-			}
-		}
-	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("gowrap: reexec: %w", err)
-	}
-	out := devnull
-	if cfg.LogFile != "" {
-		if out, err = os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err != nil {
-			return fmt.Errorf("gowrap: reexec: log file: %w", err)
-		}
-	}
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(environ(os.Environ(), cfg, false), reexecChild+"=1")
-	cmd.Dir = cfg.Dir
-	if cmd.Dir == "" {
-		cmd.Dir = "/"
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if cfg.User != "" || cfg.Group != "" {
-		cred, err := cdaemon.Credential(cfg.User, cfg.Group)
-		if err != nil {
-			return err
-		}
-		cmd.SysProcAttr.Credential = cred
-	}
-	if cfg.Umask >= 0 {
-		unix.Umask(cfg.Umask)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("gowrap: reexec: %w", err)
-	}
-	os.Exit(0)
-	return nil
 }
 
 // applyRemaining applies, after a pre-runtime start, the options from code

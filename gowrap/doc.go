@@ -20,11 +20,15 @@
 //
 // # Precedence
 //
-// Options hold the defaults written in code. Every option has a CDAEMON_*
-// environment variable (see the README's table), and a variable that is
-// set wins over the option: an operator can move the pid file or the log
-// without a rebuild. Bad values are errors that name the variable and the
-// value, parsed by the same C code the constructor uses.
+// Options hold the defaults written in code. Nine of them have a
+// CDAEMON_* environment variable (see the README's table), and a variable
+// that is set wins over the option: an operator can move the pid file or
+// the log without a rebuild. The variables without an option (workers,
+// listeners, the workers' stop timeout, noclose) are the operator's, and
+// reach the daemon on every path, through start, restart and -d alike.
+// Bad values are errors that name the variable and the value, parsed by
+// the same C code the constructor uses, and exit 64 (ExitConfig) on every
+// path.
 //
 // # Stopping
 //
@@ -44,7 +48,9 @@
 // kill(pid, 0) nor by the file's content, which a daemon that dropped its
 // privileges can rewrite. stop signals and waits through that pidfd, so a
 // recycled pid cannot be hit, and escalates to SIGKILL after
-// Options.StopTimeout. While a start is in progress (the pid file is
+// Options.KillAfter (or stop -timeout). That is the wait of the command
+// typed; CDAEMON_STOP_TIMEOUT is another wait, the prefork master's for
+// its workers. While a start is in progress (the pid file is
 // locked and empty until Ready) status says "starting" and stop refuses.
 //
 // A systemd unit for a gowrap daemon:

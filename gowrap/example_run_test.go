@@ -27,6 +27,6 @@ func ExampleUmask() {
 }
 
 func ExampleMode_String() {
-	fmt.Println(gowrap.PreRuntime, gowrap.Supervised, gowrap.Reexeced)
-	// Output: pre-runtime supervised reexec
+	fmt.Println(gowrap.PreRuntime, gowrap.Supervised)
+	// Output: pre-runtime supervised
 }

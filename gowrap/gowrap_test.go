@@ -727,64 +727,6 @@ func TestDaemonizeAppliesOptions(t *testing.T) {
 	}
 }
 
-// Reexec, go-daemon's way: the parent starts a copy with Setsid and exits 0
-// at once, before the child is ready; the child is a session leader.
-func TestDaemonizeReexec(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	g := h.gate()
-	initLog := filepath.Join(h.dir, "init.log")
-	pidFile := filepath.Join(h.dir, "app.pid")
-	p := h.start(h.env("GWTEST_MODE=daemonize", "GWTEST_STRATEGY=reexec", "GWTEST_INITLOG="+initLog,
-		"GWTEST_PIDFILE="+pidFile, g.env()), "-d")
-	// The parent exits 0 while the child waits at the gate, before Ready:
-	// the status says nothing about the daemon.
-	p.waitCode(0)
-	r := h.expect(nil, "started")
-	k := h.adopt(r.PID)
-	if r.Mode != "reexec" {
-		t.Errorf("Mode() = %q, want reexec", r.Mode)
-	}
-	if r.PID == p.pid() {
-		t.Fatalf("child pid %d is the parent's", r.PID)
-	}
-	if r.SID != r.PID {
-		t.Errorf("child %d: session %d, want a session leader (one fork: the documented weakness)", r.PID, r.SID)
-	}
-	if got := proctest.ReadPIDFile(t, pidFile); got != r.PID {
-		t.Errorf("pid file holds %d, want the child %d", got, r.PID)
-	}
-	// The binary ran twice from the start: init() in the parent and child.
-	if got := initLines(t, initLog); len(got) != 2 || got[0] != p.pid() || got[1] != r.PID {
-		t.Errorf("init() ran in %v, want [%d %d]", got, p.pid(), r.PID)
-	}
-	g.open(t)
-	h.expect(nil, "ready")
-	stopDaemon(t, k)
-}
-
-// A relative pid file is the operator's, relative to where they started
-// the program (README: "path (relative to the launcher's cwd)"); the Reexec
-// child runs in "/", so the path must be resolved before it starts.
-func TestDaemonizeReexecRelativePIDFile(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	name := fmt.Sprintf("gowrap-test-%d-%s.pid", testPID, strings.TrimPrefix(h.tag, "GWTEST_TAG="))
-	p := h.startWith(func(c *exec.Cmd) { c.Dir = h.dir },
-		h.env("GWTEST_MODE=daemonize", "GWTEST_STRATEGY=reexec", "GWTEST_PIDFILE="+name), app(t), "-d")
-	p.waitCode(0)
-	r := h.expect(nil, "started")
-	k := h.adopt(r.PID)
-	want := filepath.Join(h.dir, name)
-	if r.PIDFile != want {
-		t.Errorf("the Reexec child took the pid file %q, want %q (relative to the launcher's directory)", r.PIDFile, want)
-	}
-	stopDaemon(t, k)
-	if r.PIDFile != want {
-		os.Remove(r.PIDFile) // do not leave it in "/"
-	}
-}
-
 // ---------------------------------------------------------------------------
 // Acceptance 6: bad input fails early and clearly, and leaves nothing.
 
@@ -806,11 +748,12 @@ func TestBadUmaskVariable(t *testing.T) {
 	}{
 		// Daemonize parses CDAEMON_* with the constructor's parser.
 		{"Daemonize", []string{"GWTEST_MODE=daemonize"}, []string{"-d"}, 3},
-		{"DaemonizeReexec", []string{"GWTEST_MODE=daemonize", "GWTEST_STRATEGY=reexec"}, []string{"-d"}, 3},
 		{"DaemonizeSupervised", []string{"GWTEST_MODE=daemonize", "INVOCATION_ID=x"}, []string{"-d"}, 3},
-		{"ControlStart", []string{"GWTEST_MODE=ctl"}, []string{"start"}, 2},
-		{"ControlStatus", []string{"GWTEST_MODE=ctl"}, []string{"status"}, 2},
-		{"ControlStop", []string{"GWTEST_MODE=ctl"}, []string{"stop"}, 2},
+		// Control exits as the constructor does for the same condition.
+		{"ControlStart", []string{"GWTEST_MODE=ctl"}, []string{"start"}, cdaemon.ExitUsage},
+		{"ControlStatus", []string{"GWTEST_MODE=ctl"}, []string{"status"}, cdaemon.ExitUsage},
+		{"ControlStop", []string{"GWTEST_MODE=ctl"}, []string{"stop"}, cdaemon.ExitUsage},
+		{"ControlRun", []string{"GWTEST_MODE=ctl"}, []string{"run"}, cdaemon.ExitUsage},
 		// The constructor itself, before anything forks.
 		{"Constructor", []string{"GWTEST_MODE=daemonize", "CDAEMON=1"}, nil, cdaemon.ExitUsage},
 	} {
@@ -896,7 +839,6 @@ func TestNoSuchUser(t *testing.T) {
 		msg  string
 	}{
 		{"Constructor", nil, cdaemon.ExitUsage, `CDAEMON_USER="nosuchuser": no such user`},
-		{"Reexec", []string{"GWTEST_STRATEGY=reexec"}, 3, `CDAEMON_USER="nosuchuser": no such user`},
 		{"Supervised", []string{"GWTEST_FOREGROUND=1"}, 3, `CDAEMON_USER="nosuchuser": no such user`},
 		{"EnvConstructor", []string{"CDAEMON=1", "CDAEMON_USER=nosuchuser"}, cdaemon.ExitUsage, `CDAEMON_USER="nosuchuser": no such user`},
 	} {

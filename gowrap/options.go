@@ -11,44 +11,13 @@ import (
 	"github.com/cdaemon/cdaemon/cdaemon"
 )
 
-// Strategy selects how a program that decided to daemonize after it
-// started (say, on a -d flag) becomes a daemon.
-type Strategy int
-
-const (
-	// Constructor, the default: the process execs its own binary in place
-	// with CDAEMON=1, so that cdaemon's constructor performs the real
-	// sequence before the new image's runtime starts. The pid stays the
-	// same, so the shell or supervisor waiting on it sees the launcher's
-	// truthful exit status: 0 only once the daemon called Ready.
-	Constructor Strategy = iota
-
-	// Reexec is the approach of sevlyar/go-daemon, kept so that the two
-	// can be compared through one API (see bench/). The process starts a
-	// copy of itself with Setsid and exits 0 at once. What it cannot do:
-	// the exit status says nothing about the daemon (it is 0 even if the
-	// daemon fails to start, and nobody sees the error); the daemon is a
-	// session leader (one fork), so opening a terminal would make it its
-	// controlling terminal; the binary runs twice from the start (every
-	// init() again, a second runtime start), and it needs the binary on
-	// disk; inherited fds without close-on-exec and ignored signals are
-	// passed on.
-	Reexec
-)
-
-func (s Strategy) String() string {
-	switch s {
-	case Constructor:
-		return "constructor"
-	case Reexec:
-		return "reexec"
-	}
-	return "Strategy(" + strconv.Itoa(int(s)) + ")"
-}
-
-// Options are the defaults written in code. Each has a CDAEMON_*
-// variable, and the variable wins when both are set: an operator can move
-// a pid file or a log without a rebuild.
+// Options are the defaults written in code. The first nine have a
+// CDAEMON_* variable, named beside each, and the variable wins when both
+// are set: an operator can move a pid file or a log without a rebuild.
+// KillAfter, LogFDs, OnReload and Logger are the program's alone.
+// CDAEMON_NOCLOSE, CDAEMON_LISTEN, CDAEMON_WORKERS and CDAEMON_STOP_TIMEOUT
+// have no option: they are the operator's, and are carried to the daemon
+// on every path.
 type Options struct {
 	PIDFile      string               // CDAEMON_PIDFILE: pid file, locked for the daemon's life
 	LogFile      string               // CDAEMON_LOG: stdout and stderr appended here; "" is /dev/null
@@ -59,8 +28,7 @@ type Options struct {
 	ReadyTimeout time.Duration        // CDAEMON_TIMEOUT: the launcher's wait for Ready; 0 is 60s
 	KeepFDs      []int                // CDAEMON_KEEP_FDS: inherited fds to keep open (see Daemonize)
 	Foreground   bool                 // CDAEMON_FOREGROUND: never fork (for supervisors)
-	Strategy     Strategy             // how to daemonize after start; Constructor unless you compare
-	StopTimeout  time.Duration        // Control's stop: wait this long before KILL; 0 is 10s
+	KillAfter    time.Duration        // Control's stop: KILL the daemon if it has not exited after this; 0 is 10s
 	LogFDs       []int                // more fds to swap on log reopen (fds 1 and 2 always are)
 	OnReload     func(*Daemon)        // called on SIGHUP, after the log was reopened
 	Logger       *slog.HandlerOptions // options of Daemon.Logger's handler; nil for defaults
@@ -89,12 +57,12 @@ func (o *Options) settings() (cdaemon.Config, error) {
 	}
 	if o.Umask != nil {
 		if *o.Umask&^0o777 != 0 {
-			return c, fmt.Errorf("gowrap: Options.Umask %#o: want permission bits 0-0777", uint32(*o.Umask))
+			return c, &cdaemon.ConfigError{Msg: fmt.Sprintf("gowrap: Options.Umask %#o: want permission bits 0-0777", uint32(*o.Umask))}
 		}
 		c.Umask = int(*o.Umask)
 	}
 	if c.Timeout < 0 {
-		return c, fmt.Errorf("gowrap: Options.ReadyTimeout %v: want a positive duration", c.Timeout)
+		return c, &cdaemon.ConfigError{Msg: fmt.Sprintf("gowrap: Options.ReadyTimeout %v: want a positive duration", c.Timeout)}
 	}
 	over := func(name string, apply func()) {
 		if set[name] {
@@ -121,8 +89,8 @@ func (o *Options) settings() (cdaemon.Config, error) {
 }
 
 // environ renders c as the CDAEMON* environment of a re-executed image,
-// on top of base without any CDAEMON* entry: with the trigger for the
-// constructor, without it for the Reexec child (which parses it in Go).
+// on top of base without any CDAEMON* entry, with the trigger CDAEMON=1
+// when trigger is set.
 func environ(base []string, c cdaemon.Config, trigger bool) []string {
 	out := make([]string, 0, len(base)+12)
 	for _, kv := range base {

@@ -184,7 +184,7 @@ func TestEnviron(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("environ(trigger) =\n%q\nwant\n%q", got, want)
 	}
-	// Without the trigger (the Reexec child), and nothing for unset fields.
+	// Without the trigger, and nothing for unset fields.
 	got = environ(base, cdaemon.Config{Umask: -1, PIDFile: "/a.pid"}, false)
 	want = []string{"PATH=/bin", "CDAEMONX=keep", "HOME=/root", "XCDAEMON_LOG=keep", "CDAEMON_PIDFILE=/a.pid"}
 	if !reflect.DeepEqual(got, want) {
@@ -260,8 +260,7 @@ func TestStopErrorIs(t *testing.T) {
 
 func TestStrings(t *testing.T) {
 	for got, want := range map[string]string{
-		Constructor.String(): "constructor", Reexec.String(): "reexec", Strategy(7).String(): "Strategy(7)",
-		PreRuntime.String(): "pre-runtime", Supervised.String(): "supervised", Reexeced.String(): "reexec",
+		PreRuntime.String(): "pre-runtime", Supervised.String(): "supervised",
 		Mode(9).String(): "Mode(9)",
 	} {
 		if got != want {

@@ -65,16 +65,16 @@ func main() {
 			fail(fmt.Errorf("BENCH_APPROACH=cdaemon but not daemonized (CDAEMON=1 unset?)"))
 		}
 		ready = cdaemon.Ready
-	case "gowrap-constructor", "gowrap-reexec":
-		opts := gowrap.Options{Strategy: gowrap.Constructor}
-		if approach == "gowrap-reexec" {
-			opts.Strategy = gowrap.Reexec
-		}
-		d, err := gowrap.Daemonize(opts)
+	case "gowrap-constructor":
+		d, err := gowrap.Daemonize(gowrap.Options{})
 		if err != nil {
 			fail(err)
 		}
 		ready = d.Ready
+	case "reexec":
+		if err := reexec(); err != nil {
+			fail(err)
+		}
 	case "go-daemon":
 		ctx := &godaemonize.Context{WorkDir: "/"}
 		child, err := ctx.Reborn()

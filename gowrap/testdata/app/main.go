@@ -21,15 +21,15 @@
 //
 // Options, from the environment: GWTEST_PIDFILE, GWTEST_LOG, GWTEST_DIR,
 // GWTEST_UMASK (octal), GWTEST_USER, GWTEST_FOREGROUND=1,
-// GWTEST_STRATEGY=reexec, GWTEST_STOPTIMEOUT (a duration),
+// GWTEST_KILLAFTER (a duration),
 // GWTEST_ONRELOAD=1 (an OnReload hook reporting "reloaded" with a count).
 //
 // Other knobs: GWTEST_INITLOG (init() appends its pid to this file),
 // GWTEST_GATE (a FIFO: read one line from it before Ready), GWTEST_STATUS
-// (d.Status before Ready), GWTEST_LISTEN=1 (report the socket-activation
+// (d.SetStatus before Ready), GWTEST_LISTEN=1 (report the socket-activation
 // listeners; accept one connection on the first and answer "hello from
 // <pid>"), GWTEST_WDWINDOW=1 (after Ready, wait five periods of half
-// WATCHDOG_USEC on a ticker of its own, then d.Status("window")),
+// WATCHDOG_USEC on a ticker of its own, then d.SetStatus("window")),
 // GWTEST_IGNORETERM=1 (ctl: signal.Ignore(SIGTERM) before Ready).
 package main
 
@@ -149,13 +149,10 @@ func options() gowrap.Options {
 		}
 		o.Umask = gowrap.Umask(fs.FileMode(m))
 	}
-	if os.Getenv("GWTEST_STRATEGY") == "reexec" {
-		o.Strategy = gowrap.Reexec
-	}
-	if s := os.Getenv("GWTEST_STOPTIMEOUT"); s != "" {
+	if s := os.Getenv("GWTEST_KILLAFTER"); s != "" {
 		var err error
-		if o.StopTimeout, err = time.ParseDuration(s); err != nil {
-			fmt.Fprintln(os.Stderr, "gwtestapp: GWTEST_STOPTIMEOUT:", err)
+		if o.KillAfter, err = time.ParseDuration(s); err != nil {
+			fmt.Fprintln(os.Stderr, "gwtestapp: GWTEST_KILLAFTER:", err)
 			os.Exit(92)
 		}
 	}
@@ -254,7 +251,7 @@ func daemonize(logload bool) {
 		}
 	}
 	if s := os.Getenv("GWTEST_STATUS"); s != "" {
-		if err := d.Status(s); err != nil {
+		if err := d.SetStatus(s); err != nil {
 			fail(err)
 		}
 	}
@@ -270,7 +267,7 @@ func daemonize(logload bool) {
 			<-t.C
 		}
 		t.Stop()
-		if err := d.Status("window"); err != nil {
+		if err := d.SetStatus("window"); err != nil {
 			fail(err)
 		}
 	}
