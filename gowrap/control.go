@@ -35,14 +35,19 @@ const (
 	defaultKillAfter = 10 * time.Second
 )
 
-const controlUsage = `usage: %[1]s start | stop [-graceful] [-timeout D] | restart [-graceful] [-timeout D] | status | reload | run
+const controlUsage = `usage: %[1]s start | stop [-graceful] [-timeout D] | restart [-graceful] [-timeout D] | status | reload | run | help
 
   start    start the daemon; exits 0 once it is ready (or already running)
   stop     send TERM (QUIT with -graceful), wait until it exits, KILL it after -timeout
   restart  stop (if running), then start
   status   0 running, 1 dead but pid file exists, 3 not running (LSB)
   reload   send HUP: reopen logs and call the reload hook
-  run      run in the foreground (for supervisors and debugging)
+  run      run in the foreground (for supervisors and debugging); with a log
+           file, the log shows on the terminal too, and a failed start on stderr
+  help     this text (also -h, --help)
+
+The CDAEMON_* environment variables override the program's settings (pid
+file, log, user, workers, ...): see the README's table.
 `
 
 // Control runs an init-script style command for the daemon whose body is
@@ -72,6 +77,12 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 		return usage("missing command")
 	}
 	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		// Asked for: on stdout, and a success (issue 13).
+		fmt.Fprintf(stdout, controlUsage, prog)
+		return 0
+	}
 	fs := flag.NewFlagSet(prog+" "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	graceful, timeout := false, opts.KillAfter
@@ -87,6 +98,10 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 		return usage("unknown command %q", cmd)
 	}
 	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, controlUsage, prog)
+			return 0
+		}
 		return usage("%s: %v", cmd, err)
 	}
 	if fs.NArg() > 0 {
@@ -190,8 +205,7 @@ func (c *controller) serve(opts Options, run func(*Daemon) error) int {
 		ready := d.ready
 		d.mu.Unlock()
 		if !ready {
-			d.Close()
-			cdaemon.Fail(ExitFailed, err)
+			d.Fail(ExitFailed, err)
 		}
 		d.Logger().Error("stopped", "err", err)
 		return ExitFailed

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -257,6 +258,25 @@ func TestControlBadConfigOneCode(t *testing.T) {
 			if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("pid file after the refused %s: %v, want none", verb, err)
 			}
+		})
+	}
+}
+
+// Help is asked for, not a mistake: usage on stdout, exit 0, nothing
+// started (issue 13).
+func TestControlHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}, {"stop", "-h"}, {"restart", "--help"}} {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			p := h.startWith(func(c *exec.Cmd) { c.Stderr = nil }, ctlEnv(h, filepath.Join(h.dir, "app.pid")), app(t), args...)
+			p.waitCode(0)
+			out := p.output()
+			if !strings.HasPrefix(out, "usage: gwtestapp start | stop [-graceful] [-timeout D] |") || !strings.Contains(out, "help     this text") {
+				t.Errorf("%v: stdout is not the usage:\n%s", args, out)
+			}
+			h.noneLeft()
 		})
 	}
 }

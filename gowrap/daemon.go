@@ -47,13 +47,14 @@ func (e *StopError) Is(target error) bool {
 // Daemon is a running daemon: readiness, stop signals, log reopen, the
 // logger and the systemd sockets. Its methods are safe for concurrent use.
 type Daemon struct {
-	mode   Mode
-	opts   Options
-	logger *slog.Logger
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	sigs   chan os.Signal
-	done   chan struct{}
+	mode    Mode
+	opts    Options
+	console *console // the foreground's own stderr, when a log file took fd 2
+	logger  *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	sigs    chan os.Signal
+	done    chan struct{}
 
 	mu       sync.Mutex
 	ready    bool
@@ -69,19 +70,24 @@ type Daemon struct {
 // exit is os.Exit, replaceable by tests of the signal logic.
 var exit = os.Exit
 
-func newDaemon(opts Options, mode Mode) *Daemon {
+func newDaemon(opts Options, mode Mode, con *console) *Daemon {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	d := &Daemon{
-		mode:   mode,
-		opts:   opts,
-		ctx:    ctx,
-		cancel: cancel,
-		sigs:   make(chan os.Signal, 8),
-		done:   make(chan struct{}),
+		mode:    mode,
+		opts:    opts,
+		console: con,
+		ctx:     ctx,
+		cancel:  cancel,
+		sigs:    make(chan os.Signal, 8),
+		done:    make(chan struct{}),
 	}
 	// slog writes each record with one write(2) to fd 2, which ReopenLog
 	// swaps with dup3: a record lands whole in the old file or the new.
-	d.logger = slog.New(slog.NewTextHandler(os.Stderr, opts.Logger)).With("pid", os.Getpid())
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts.Logger)
+	if th := con.handler(opts.Logger); th != nil {
+		h = slog.NewMultiHandler(h, th)
+	}
+	d.logger = slog.New(h).With("pid", os.Getpid())
 	signal.Notify(d.sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
 	go d.handleSignals()
 	return d
@@ -164,17 +170,25 @@ func (d *Daemon) Stopping() error {
 // Options.LogFDs. SIGHUP and SIGUSR1 call it.
 func (d *Daemon) ReopenLog() error { return cdaemon.ReopenLog(d.opts.LogFDs...) }
 
-// Fail reports a failure to start: before Ready the launcher prints err
-// and exits with code; after, err is logged. Then the pid file is removed
-// and the process exits with code.
+// Fail reports a failure and exits with code, having removed the pid
+// file. Before Ready, after a pre-runtime start, the launcher prints err
+// and exits with code, and the log file gets it with a time. In the
+// foreground the log gets it as a record, and the stderr the program was
+// started with gets it too (a terminal shows the record; anything else a
+// line "prog: err"). After Ready it is logged.
 func (d *Daemon) Fail(code int, err error) {
 	d.mu.Lock()
 	ready := d.ready
 	d.mu.Unlock()
-	if !ready {
+	if !ready && d.mode == PreRuntime {
 		cdaemon.Fail(code, err)
 	}
-	d.logger.Error("exiting", "code", code, "err", err)
+	msg := "exiting"
+	if !ready {
+		msg = "start failed"
+		d.console.failed(err)
+	}
+	d.logger.Error(msg, "code", code, "err", err)
 	d.Close()
 	exit(code)
 }

@@ -2,6 +2,7 @@ package gowrap
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,12 +77,19 @@ func Daemonize(opts Options) (*Daemon, error) {
 		if err := applyRemaining(cfg, applied); err != nil {
 			return nil, err
 		}
-		return newDaemon(opts, mode), nil
+		return newDaemon(opts, mode, nil), nil
 	case cfg.Foreground || Supervisor() != "":
+		con := keepConsole(cfg.LogFile)
 		if err := applyInProcess(cfg, ""); err != nil {
+			if con != nil {
+				// The log says why, with a time; the operator sees it
+				// where they started the program.
+				slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("start failed", "pid", os.Getpid(), "err", err)
+			}
+			con.restore()
 			return nil, err
 		}
-		return newDaemon(opts, Supervised), nil
+		return newDaemon(opts, Supervised, con.settle()), nil
 	}
 	return nil, execSelf(cfg)
 }

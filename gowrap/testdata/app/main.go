@@ -30,7 +30,8 @@
 // listeners; accept one connection on the first and answer "hello from
 // <pid>"), GWTEST_WDWINDOW=1 (after Ready, wait five periods of half
 // WATCHDOG_USEC on a ticker of its own, then d.SetStatus("window")),
-// GWTEST_IGNORETERM=1 (ctl: signal.Ignore(SIGTERM) before Ready).
+// GWTEST_IGNORETERM=1 (ctl: signal.Ignore(SIGTERM) before Ready),
+// GWTEST_ADDR (ctl: listen there instead of 127.0.0.1:0).
 package main
 
 import (
@@ -334,10 +335,15 @@ func serve(d *gowrap.Daemon) error {
 	if os.Getenv("GWTEST_IGNORETERM") == "1" {
 		signal.Ignore(syscall.SIGTERM)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if a := os.Getenv("GWTEST_ADDR"); a != "" {
+		addr = a
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	d.Logger().Info("listening", "addr", ln.Addr().String())
 	if err := d.Ready(); err != nil {
 		return err
 	}
