@@ -55,7 +55,9 @@ struct cdaemon_state {
 	struct cdaemon_stage stages[CDAEMON_NSTAGES];
 };
 
+/* state.c: the one definition, and the public functions that read it. */
 extern struct cdaemon_state cdaemon__state;
+void cdaemon__record_stage(int stage);
 
 /* Records between the children and the launcher, one per SOCK_SEQPACKET
  * message. The types are distinct magic numbers so that a desync shows. */
@@ -121,9 +123,11 @@ void cdaemon__fail_step(int code, const char *step, int err)
 /* primitives.c */
 long long cdaemon__now_ms(void); /* CLOCK_MONOTONIC */
 void cdaemon__describe_status(char *buf, size_t len, int status);
+int cdaemon__status_code(int status);
+ssize_t cdaemon__read_text(const char *path, char *buf, size_t len);
+int cdaemon__read_stat(int first, int last, unsigned long *out);
 /* path resolved against the current directory; -1 with errno. */
 int cdaemon__absolute(const char *path, char *out, size_t len);
-void cdaemon__record_stage(int stage);
 int cdaemon__detach_tty(void);
 int cdaemon__close_fds_proc(const int *keep, int nkeep);
 int cdaemon__close_fds_range(const int *keep, int nkeep);

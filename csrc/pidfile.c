@@ -107,14 +107,8 @@ static int carries_lock(pid_t pid, const char *fd)
 {
 	char path[320], buf[1024];
 	snprintf(path, sizeof path, "/proc/%ld/fdinfo/%s", (long)pid, fd);
-	int f = open(path, O_RDONLY | O_CLOEXEC);
-	if (f < 0)
+	if (cdaemon__read_text(path, buf, sizeof buf) <= 0)
 		return 0;
-	ssize_t n = read(f, buf, sizeof buf - 1);
-	close(f);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	const char *flags = strstr(buf, "flags:");
 	if (flags == NULL || (strtol(flags + 6, NULL, 8) & O_ACCMODE) == O_RDONLY)
 		return 0;
@@ -510,16 +504,6 @@ int cdaemon_remove_pidfile(void)
 	st->pid_fd = -1;
 	errno = saved;
 	return r;
-}
-
-const char *cdaemon_pidfile(void)
-{
-	return cdaemon__state.pidfile[0] ? cdaemon__state.pidfile : NULL;
-}
-
-const char *cdaemon_logfile(void)
-{
-	return cdaemon__state.logfile[0] ? cdaemon__state.logfile : NULL;
 }
 
 int cdaemon_pidfile_adopt(const char *path, pid_t *owner)

@@ -84,32 +84,10 @@ static void logf_(const char *fmt, ...)
 		       ts.tv_nsec / 1000000, (long)master_pid, msg);
 }
 
-/* Fields of /proc/self/stat from field 26 on (start_code ... env_end),
- * counted after the ")" that ends field 2. */
-static int read_stat(unsigned long *f, int first, int last)
-{
-	char buf[2048];
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	for (int field = 2; p != NULL && field < last; field++) {
-		p = strchr(p + 1, ' ');
-		if (p && field + 1 >= first)
-			f[field + 1 - first] = strtoul(p + 1, NULL, 10);
-	}
-	return p ? 0 : -1;
-}
-
 static void find_argv_area(void)
 {
 	unsigned long f[2] = {0, 0}; /* arg_start, arg_end (Linux 3.5) */
-	if (read_stat(f, 48, 49) < 0 || f[0] == 0 || f[1] <= f[0] ||
+	if (cdaemon__read_stat(48, 49, f) < 0 || f[0] == 0 || f[1] <= f[0] ||
 	    f[1] - f[0] > 65536)
 		return;
 	argv_area = (char *)f[0];
@@ -157,7 +135,8 @@ static int set_cmdline(const char *title)
 			return -1;
 		}
 	}
-	if (!have_f && read_stat(f, 26, 51) < 0)
+	/* start_code ... env_end */
+	if (!have_f && cdaemon__read_stat(26, 51, f) < 0)
 		return -1;
 	have_f = 1;
 	size_t len = strlen(title);
@@ -331,7 +310,9 @@ static void fail_start(int code, const char *what)
 	cdaemon_fail(code, what);
 }
 
-static void reap(void)
+/* Every child that exited: a worker is replaced (with a backoff while it
+ * dies young), or fails the start before the master is ready. */
+static void reap_workers(void)
 {
 	int status;
 	pid_t pid;
@@ -359,12 +340,7 @@ static void reap(void)
 				 "worker[%d] (pid %ld) %s before it was ready%s%s",
 				 i, (long)pid, how, fail_msg[0] ? ": " : "",
 				 fail_msg);
-			int code = CDAEMON_EXIT_SOFTWARE;
-			if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-				code = WEXITSTATUS(status);
-			else if (WIFSIGNALED(status))
-				code = 128 + WTERMSIG(status);
-			fail_start(code, msg);
+			fail_start(cdaemon__status_code(status), msg);
 		}
 		if (stopping || w->retiring || i >= target) {
 			logf_("worker[%d] (pid %ld) %s", i, (long)pid, how);
@@ -461,11 +437,12 @@ static void begin_stop(int sig)
 	signal_workers(sig);
 }
 
-static void on_signal(int sig, int sigfd, int *spawned)
+/* One signal the master read from its signalfd. */
+static void handle_master_signal(int sig, int sigfd, int *spawned)
 {
 	switch (sig) {
 	case SIGCHLD:
-		reap();
+		reap_workers();
 		break;
 	case SIGINT:
 	case SIGTERM:
@@ -616,16 +593,12 @@ int cdaemon_prefork(void)
 			struct signalfd_siginfo si;
 			while (read(sigfd, &si, sizeof si) == sizeof si) {
 				int spawned = -1;
-				on_signal((int)si.ssi_signo, sigfd, &spawned);
+				handle_master_signal((int)si.ssi_signo, sigfd,
+						     &spawned);
 				if (spawned >= 0)
 					return spawned;
 			}
 		}
 		check_ready();
 	}
-}
-
-int cdaemon_worker_index(void)
-{
-	return cdaemon__state.worker_index;
 }

@@ -19,14 +19,6 @@
 
 #include "internal.h"
 
-struct cdaemon_state cdaemon__state = {
-	.ready_fd = -1,
-	.out_fd = -1,
-	.pid_fd = -1,
-	.log_fd = -1,
-	.worker_index = -1,
-};
-
 ssize_t cdaemon__write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
@@ -101,48 +93,65 @@ void cdaemon__describe_status(char *buf, size_t len, int status)
 		snprintf(buf, len, "ended with wait status %#x", status);
 }
 
+/* The launcher's exit code for a process of the start that died before it
+ * was ready (the daemon, or a prefork worker): its own status when it
+ * exited non-zero, 128+N when signal N killed it (as a shell reports it),
+ * else CDAEMON_EXIT_SOFTWARE (it exited 0 without saying ready). */
+int cdaemon__status_code(int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return CDAEMON_EXIT_SOFTWARE;
+}
+
+/* One read(2) of a small file (a /proc entry: the kernel makes its text
+ * at open and hands it over in one read), NUL-terminated: its length, or
+ * -1 with errno. */
+ssize_t cdaemon__read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	do
+		n = read(fd, buf, len - 1);
+	while (n < 0 && errno == EINTR);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+/* Fields first..last (numbered as in proc_pid_stat(5), from 3) of
+ * /proc/self/stat into out[0..last-first]. They are counted after the
+ * last ')': field 2, comm, is in parentheses and may itself hold spaces
+ * and parentheses. 0, or -1 (no /proc, or a short line). */
+int cdaemon__read_stat(int first, int last, unsigned long *out)
+{
+	char buf[2048];
+
+	if (first < 3 || last < first ||
+	    cdaemon__read_text("/proc/self/stat", buf, sizeof buf) <= 0)
+		return -1;
+	const char *p = strrchr(buf, ')');
+	for (int field = 3; p != NULL && field <= last; field++) {
+		p = strchr(p + 1, ' ');
+		if (p != NULL && field >= first)
+			out[field - first] = strtoul(p + 1, NULL, 10);
+	}
+	return p != NULL ? 0 : -1;
+}
+
 long long cdaemon__now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void cdaemon__record_stage(int stage)
-{
-	struct cdaemon_stage *s = &cdaemon__state.stages[stage];
-
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	s->mono_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-	s->recorded = 1;
-	s->pid = getpid();
-	s->ppid = getppid();
-	s->pgid = getpgrp();
-	s->sid = getsid(0);
-}
-
-int cdaemon_stage(int stage, struct cdaemon_stage *out)
-{
-	if (stage < 0 || stage >= CDAEMON_NSTAGES || out == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	*out = cdaemon__state.stages[stage];
-	return 0;
-}
-
-const char *cdaemon_stage_name(int stage)
-{
-	static const char *const names[CDAEMON_NSTAGES] = {
-		[CDAEMON_STAGE_LAUNCHER] = "launcher",
-		[CDAEMON_STAGE_CHILD] = "first child",
-		[CDAEMON_STAGE_SESSION] = "after setsid",
-		[CDAEMON_STAGE_DAEMON] = "daemon",
-	};
-	if (stage < 0 || stage >= CDAEMON_NSTAGES)
-		return NULL;
-	return names[stage];
 }
 
 /*

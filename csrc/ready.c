@@ -78,7 +78,7 @@ static void fail_text(int code, const char *text);
 
 static volatile sig_atomic_t got_signal;
 
-static void on_signal(int sig)
+static void note_signal(int sig)
 {
 	got_signal = sig;
 }
@@ -103,7 +103,7 @@ static int peek_status(pid_t pid)
 }
 
 /* The first child: a vfork child, gone by the time we look. */
-static int reap(pid_t pid)
+static int reap_first_child(pid_t pid)
 {
 	int status;
 	pid_t r;
@@ -175,10 +175,7 @@ static void died(struct launcher *l, int child_status)
 		snprintf(what, sizeof what, "exited");
 	} else {
 		cdaemon__describe_status(what, sizeof what, status);
-		if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-			code = WEXITSTATUS(status);
-		else if (WIFSIGNALED(status))
-			code = 128 + WTERMSIG(status);
+		code = cdaemon__status_code(status);
 	}
 	give_up(l, code, "cdaemon: daemon (pid %ld) %s before it was ready%s",
 		(long)l->daemon, what,
@@ -296,7 +293,7 @@ void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 	/* The catchable stop signals were blocked before the fork; catch them
 	 * here and unblock them only inside ppoll, so none is lost. */
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
+	sa.sa_handler = note_signal;
 	sigemptyset(&sa.sa_mask);
 	sigprocmask(SIG_SETMASK, NULL, &waitmask);
 	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
@@ -305,7 +302,7 @@ void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 	}
 
 	/* The first child (a vfork child) has exited when we get here. */
-	int child_status = reap(child);
+	int child_status = reap_first_child(child);
 #ifdef SYS_pidfd_open
 	/* Death shows on the pidfd even if a child of the daemon keeps the
 	 * channel open. The daemon is our child now (we are its subreaper),
@@ -483,21 +480,6 @@ int cdaemon_ready(void)
 		st->ready_fd = -1;
 	}
 	return 0;
-}
-
-int cdaemon_is_ready(void)
-{
-	return cdaemon__state.ready;
-}
-
-int cdaemon_daemonized(void)
-{
-	return cdaemon__state.daemonized;
-}
-
-int cdaemon_foreground(void)
-{
-	return cdaemon__state.foreground;
 }
 
 static void fail_text(int code, const char *text)

@@ -189,31 +189,9 @@ static int threads(void)
 		return 1;
 #endif
 	/* Not fatal where /proc is missing: the Go binding checks the build
-	 * mode too. */
-	char buf[512];
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	/* Field 20, num_threads, counted after the ")" ending field 2. */
-	char *p = strrchr(buf, ')');
-	for (int field = 2; p != NULL && field < 20; field++)
-		p = strchr(p + 1, ' ');
-	return p ? atoi(p + 1) : 1;
-}
-
-const struct cdaemon_config *cdaemon_applied_config(void)
-{
-	return cdaemon__state.applied ? &cdaemon__state.config : NULL;
-}
-
-const char *cdaemon_launch_dir(void)
-{
-	return cdaemon__state.launch_dir[0] ? cdaemon__state.launch_dir : NULL;
+	 * mode too. Field 20 is num_threads. */
+	unsigned long n;
+	return cdaemon__read_stat(20, 20, &n) == 0 && n > 1 ? (int)n : 1;
 }
 
 /* Leaves before anything forked: what was made so far is removed. */

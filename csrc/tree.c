@@ -37,14 +37,8 @@ static int children(pid_t *out, int max)
 	char path[64], buf[4096];
 	snprintf(path, sizeof path, "/proc/self/task/%ld/children",
 		 (long)getpid());
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (cdaemon__read_text(path, buf, sizeof buf) < 0)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
 	int count = 0;
 	for (char *p = buf; *p && count < max;) {
 		char *end;

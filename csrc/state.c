@@ -1,0 +1,100 @@
+/*
+ * The process state (struct cdaemon_state, internal.h) and every public
+ * function that reads it. The units that change it include internal.h and
+ * write the fields; what a caller may see of it is here, in one place,
+ * and this unit calls no other: every unit can depend on it without a
+ * circle.
+ */
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct cdaemon_state cdaemon__state = {
+	.ready_fd = -1,
+	.out_fd = -1,
+	.pid_fd = -1,
+	.log_fd = -1,
+	.worker_index = -1,
+};
+
+/* Writes only into cdaemon__state: the vfork child of sequence.c calls
+ * it, and a vfork child may write nothing else of the launcher's. */
+void cdaemon__record_stage(int stage)
+{
+	struct cdaemon_stage *s = &cdaemon__state.stages[stage];
+
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->mono_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	s->recorded = 1;
+	s->pid = getpid();
+	s->ppid = getppid();
+	s->pgid = getpgrp();
+	s->sid = getsid(0);
+}
+
+int cdaemon_stage(int stage, struct cdaemon_stage *out)
+{
+	if (stage < 0 || stage >= CDAEMON_NSTAGES || out == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	*out = cdaemon__state.stages[stage];
+	return 0;
+}
+
+const char *cdaemon_stage_name(int stage)
+{
+	static const char *const names[CDAEMON_NSTAGES] = {
+		[CDAEMON_STAGE_LAUNCHER] = "launcher",
+		[CDAEMON_STAGE_CHILD] = "first child",
+		[CDAEMON_STAGE_SESSION] = "after setsid",
+		[CDAEMON_STAGE_DAEMON] = "daemon",
+	};
+	if (stage < 0 || stage >= CDAEMON_NSTAGES)
+		return NULL;
+	return names[stage];
+}
+
+const struct cdaemon_config *cdaemon_applied_config(void)
+{
+	return cdaemon__state.applied ? &cdaemon__state.config : NULL;
+}
+
+const char *cdaemon_launch_dir(void)
+{
+	return cdaemon__state.launch_dir[0] ? cdaemon__state.launch_dir : NULL;
+}
+
+const char *cdaemon_pidfile(void)
+{
+	return cdaemon__state.pidfile[0] ? cdaemon__state.pidfile : NULL;
+}
+
+const char *cdaemon_logfile(void)
+{
+	return cdaemon__state.logfile[0] ? cdaemon__state.logfile : NULL;
+}
+
+int cdaemon_daemonized(void)
+{
+	return cdaemon__state.daemonized;
+}
+
+int cdaemon_foreground(void)
+{
+	return cdaemon__state.foreground;
+}
+
+int cdaemon_is_ready(void)
+{
+	return cdaemon__state.ready;
+}
+
+int cdaemon_worker_index(void)
+{
+	return cdaemon__state.worker_index;
+}
+
