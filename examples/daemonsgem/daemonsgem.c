@@ -29,8 +29,9 @@
  *
  *   gcc -std=c11 -D_GNU_SOURCE -Icsrc -o /tmp/daemonsgem examples/daemonsgem/daemonsgem.c csrc/[a-z]*.c
  *   /tmp/daemonsgem /tmp/gemapp.log gemapp
- *   ps -C gemapp -o pid,ppid,pgid,sid,comm,args; grep Umask /proc/$(pgrep -x gemapp)/status
- *   pkill -x gemapp; cat /tmp/gemapp.log
+ *   pid=$(grep -o '^gemapp: daemon [0-9]*' /tmp/gemapp.log | tail -n 1 | cut -d' ' -f3)
+ *   ps -o pid,ppid,pgid,sid,comm,args -p "$pid"; grep Umask /proc/$pid/status
+ *   kill "$pid"; cat /tmp/gemapp.log
  *
  * (The "//go:build ignore" line keeps the go tool from treating this file
  * as part of a Go package.)
@@ -59,12 +60,37 @@ static void set_process_name(int argc, char **argv, const char *name)
 	memcpy(start, name, strlen(name) < room - 1 ? strlen(name) : room - 1);
 }
 
+#define USAGE "usage: daemonsgem LOGFILE APP_NAME\n"
+static const char help[] =
+	USAGE
+	"\n"
+	"Becomes a daemon as the daemons gem's daemonize(LOGFILE, APP_NAME)\n"
+	"does: fork, setsid, fork, named APP_NAME (at most 15 bytes), cwd /,\n"
+	"umask 0000, inherited fds closed, stdout and stderr appended to\n"
+	"LOGFILE. It exits 0 once the daemon is ready; the daemon sleeps until\n"
+	"SIGTERM. The daemon's first line, with its pid, shows on stderr.\n";
+
 int main(int argc, char **argv)
 {
 	struct cdaemon_config cfg;
 
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
+			  strcmp(argv[1], "--help") == 0 ||
+			  strcmp(argv[1], "help") == 0)) {
+		fputs(help, stdout);
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-') { /* there is no option */
+			fprintf(stderr, "daemonsgem: unknown option '%s'\n", argv[i]);
+			fputs(USAGE, stderr);
+			return 2;
+		}
+	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: daemonsgem LOGFILE APP_NAME\n");
+		fprintf(stderr, "daemonsgem: want 2 arguments, LOGFILE and APP_NAME; got %d\n",
+			argc - 1);
+		fputs(USAGE, stderr);
 		return 2;
 	}
 	const char *logfile = argv[1];

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cdaemon/cdaemon/examples/internal/clitest"
 	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
@@ -234,4 +235,14 @@ func TestLogOrderAroundReady(t *testing.T) {
 	if want := "1 before ready\n2 after ready\n"; string(log) != want {
 		t.Errorf("log file:\n%s\nwant the lines in the order they were printed:\n%s", log, want)
 	}
+}
+
+// -h, --help and help print the usage on stdout and exit 0 (no daemon
+// starts); an option (there is none) exits 2 with a message on stderr
+// naming it, and so does a wrong number of arguments.
+func TestHelpAndBadFlags(t *testing.T) {
+	bin := proctest.CBuild(t, "daemonsgem", "examples/daemonsgem/daemonsgem.c", "csrc/*.c")
+	clitest.CheckHelp(t, bin, "daemonsgem", "LOGFILE", "APP_NAME", "SIGTERM")
+	clitest.CheckBadFlag(t, bin, "daemonsgem", "'--bogus'", 2, filepath.Join(t.TempDir(), "log"), "--bogus")
+	clitest.CheckBadFlag(t, bin, "daemonsgem", "got 1", 2, filepath.Join(t.TempDir(), "log"))
 }

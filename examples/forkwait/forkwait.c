@@ -33,12 +33,35 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define USAGE "usage: forkwait [--unflushed]\n"
+static const char help[] =
+	USAGE
+	"\n"
+	"Prints its pid, forks a child that prints its own, waits for it.\n"
+	"  --unflushed  do not flush stdout before fork: on a pipe or a file,\n"
+	"               the first line is printed twice (try: forkwait --unflushed | cat)\n";
+
 int main(int argc, char **argv)
 {
-	int unflushed = argc > 1 && strcmp(argv[1], "--unflushed") == 0;
+	int unflushed = 0;
 
-	if (argc > 2 || (argc == 2 && !unflushed)) {
-		fprintf(stderr, "usage: forkwait [--unflushed]\n");
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
+			  strcmp(argv[1], "--help") == 0 ||
+			  strcmp(argv[1], "help") == 0)) {
+		fputs(help, stdout);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--unflushed") == 0) {
+		unflushed = 1;
+	} else if (argc >= 2) {
+		/* Name what the user typed: an unknown option, or one too many. */
+		const char *bad = argc == 2 || strcmp(argv[1], "--unflushed") != 0
+					  ? argv[1] : argv[2];
+		if (bad[0] == '-')
+			fprintf(stderr, "forkwait: unknown option '%s'\n", bad);
+		else
+			fprintf(stderr, "forkwait: unexpected argument '%s'\n", bad);
+		fputs(USAGE, stderr);
 		return 2;
 	}
 	printf("I am process %ld\n", (long)getpid());

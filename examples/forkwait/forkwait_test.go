@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cdaemon/cdaemon/examples/internal/clitest"
 	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
@@ -96,4 +97,14 @@ func TestForkWaitUnflushed(t *testing.T) {
 	if n := checkFamily(t, pid, lines); n != 2 || len(lines) != 5 {
 		t.Errorf("first line printed %d times in %d lines, want twice in 5", n, len(lines))
 	}
+}
+
+// -h, --help and help print the usage on stdout and exit 0 (and fork
+// nothing); an unknown option or an extra argument exits 2 with a message
+// on stderr that names it.
+func TestHelpAndBadFlags(t *testing.T) {
+	bin := build(t)
+	clitest.CheckHelp(t, bin, "forkwait", "--unflushed")
+	clitest.CheckBadFlag(t, bin, "forkwait", "'--bogus'", 2, "--bogus")
+	clitest.CheckBadFlag(t, bin, "forkwait", "'extra'", 2, "--unflushed", "extra")
 }

@@ -17,23 +17,88 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cdaemon/cdaemon/gowrap"
 )
 
-func main() {
-	logFile := flag.String("log", "/tmp/logrotate.log", "log file")
-	pidFile := flag.String("pid", "/tmp/logrotate.pid", "pid file")
-	every := flag.Duration("every", time.Millisecond, "time between two lines")
-	flag.Parse()
+const usage = `usage: logrotate [-log FILE] [-pid FILE] [-every DURATION]
 
+Starts a daemon that writes a numbered log record every DURATION and
+reopens its log on SIGHUP. The command returns once the daemon is ready.
+`
+
+type config struct {
+	logFile, pidFile string
+	every            time.Duration
+}
+
+// parseArgs reads the command line. -h, --help and help print the usage
+// on stdout and exit 0; a bad flag is reported on stderr, naming the flag
+// as the user typed it, with exit status 2.
+func parseArgs(args []string) config {
+	var c config
+	fs := flag.NewFlagSet("logrotate", flag.ContinueOnError)
+	fs.StringVar(&c.logFile, "log", "/tmp/logrotate.log", "log file")
+	fs.StringVar(&c.pidFile, "pid", "/tmp/logrotate.pid", "pid file")
+	fs.DurationVar(&c.every, "every", time.Millisecond, "time between two records")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage+"\n")
+		fs.PrintDefaults()
+	}
+	if len(args) == 1 && args[0] == "help" {
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		os.Exit(0)
+	}
+	fs.SetOutput(io.Discard) // errors are printed below, once
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		os.Exit(0)
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err == nil && c.every <= 0 {
+		err = fmt.Errorf("invalid value %v for flag -every: want a positive duration", c.every)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "logrotate: %s\n%s", asTyped(err.Error(), args), usage[:strings.IndexByte(usage, '\n')+1])
+		os.Exit(2)
+	}
+	return c
+}
+
+// asTyped names the flag in msg as the user typed it: the flag package
+// says "-every" even for "--every".
+func asTyped(msg string, args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if strings.HasPrefix(a, "--") && name != "" && !strings.Contains(msg, " --"+name) {
+			if i := strings.Index(msg, " -"+name); i >= 0 {
+				return msg[:i] + " --" + name + msg[i+len(" -"+name):]
+			}
+		}
+	}
+	return msg
+}
+
+func main() {
+	c := parseArgs(os.Args[1:])
 	d, err := gowrap.Daemonize(gowrap.Options{
-		LogFile: *logFile,
-		PIDFile: *pidFile,
+		LogFile: c.logFile,
+		PIDFile: c.pidFile,
 		// Runs after the reopen: this record lands in the new file.
 		OnReload: func(d *gowrap.Daemon) { d.Logger().Info("reopened log") },
 	})
@@ -45,7 +110,7 @@ func main() {
 	if err := d.Ready(); err != nil {
 		d.Fail(1, err)
 	}
-	tick := time.NewTicker(*every)
+	tick := time.NewTicker(c.every)
 	defer tick.Stop()
 	for n := 1; ; n++ {
 		select {

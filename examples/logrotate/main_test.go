@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cdaemon/cdaemon/examples/internal/clitest"
 	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
@@ -178,4 +179,17 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// -h, --help and help print the usage on stdout and exit 0; a flag the
+// program does not know, or a bad value, exits 2 with a message on stderr
+// that names the flag as typed. Nothing daemonizes.
+func TestHelpAndBadFlags(t *testing.T) {
+	bin := proctest.GoBuild(t, "logrotate", ".")
+	clitest.CheckHelp(t, bin, "logrotate", "-log", "-pid", "-every", "SIGHUP")
+	clitest.CheckBadFlag(t, bin, "logrotate", "-bogus", 2, "-bogus")
+	clitest.CheckBadFlag(t, bin, "logrotate", "--bogus", 2, "--bogus")
+	clitest.CheckBadFlag(t, bin, "logrotate", "--every", 2, "--every=soon")
+	clitest.CheckBadFlag(t, bin, "logrotate", "-every", 2, "-every", "0s")
+	clitest.CheckBadFlag(t, bin, "logrotate", `"extra"`, 2, "extra")
 }

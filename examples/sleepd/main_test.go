@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cdaemon/cdaemon/examples/internal/clitest"
 	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
@@ -105,4 +106,14 @@ func TestSleepdC(t *testing.T) {
 	if ws := r.Wait(t); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 		t.Errorf("after SIGTERM: wait status %#x, want killed by SIGTERM", ws)
 	}
+}
+
+// The C version takes an optional pid file: -h, --help and help print the
+// usage on stdout and exit 0 (no daemon starts); an option (there is
+// none) or a second argument exits 2 with a message on stderr naming it.
+func TestSleepdCHelpAndBadFlags(t *testing.T) {
+	bin := bins.C(t, "sleepd-c", "examples/sleepd/sleepd.c", "csrc/*.c")
+	clitest.CheckHelp(t, bin, "sleepd-c", "PIDFILE", "SIGTERM")
+	clitest.CheckBadFlag(t, bin, "sleepd-c", "'--bogus'", 2, "--bogus")
+	clitest.CheckBadFlag(t, bin, "sleepd-c", "'extra'", 2, filepath.Join(t.TempDir(), "pid"), "extra")
 }

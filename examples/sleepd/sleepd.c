@@ -13,7 +13,7 @@
  * Ruby's, it does not close other inherited fds.
  *
  *   gcc -std=c11 -D_GNU_SOURCE -Icsrc -o /tmp/sleepd-c examples/sleepd/sleepd.c csrc/[a-z]*.c
- *   /tmp/sleepd-c
+ *   /tmp/sleepd-c /tmp/sleepd-c.pid
  *   ps xf -o pid,ppid,pgid,sid,command | grep -e [s]leepd -e [P]ID
  *
  * (The "//go:build ignore" line keeps the go tool from treating this file
@@ -21,14 +21,37 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cdaemon.h"
 
+#define USAGE "usage: sleepd-c [PIDFILE]\n"
+static const char help[] =
+	USAGE
+	"\n"
+	"Becomes a daemon as Ruby's Process.daemon does (cdaemon_daemon(0, 0)),\n"
+	"then sleeps for an hour; SIGTERM kills it. The command returns at once\n"
+	"and prints nothing. With PIDFILE, the daemon writes its pid there (and\n"
+	"leaves the file behind when it dies).\n";
+
 int main(int argc, char **argv)
 {
-	if (argc > 2) {
-		fprintf(stderr, "usage: sleepd [pidfile]\n");
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
+			  strcmp(argv[1], "--help") == 0 ||
+			  strcmp(argv[1], "help") == 0)) {
+		fputs(help, stdout);
+		return 0;
+	}
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+		/* Name what the user typed: an option (there is none), or a
+		 * second argument. */
+		const char *bad = argv[1][0] == '-' ? argv[1] : argv[2];
+		if (bad[0] == '-')
+			fprintf(stderr, "sleepd-c: unknown option '%s'\n", bad);
+		else
+			fprintf(stderr, "sleepd-c: unexpected argument '%s'\n", bad);
+		fputs(USAGE, stderr);
 		return 2;
 	}
 	fflush(NULL); /* nothing buffered may be written twice after fork */
