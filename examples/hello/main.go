@@ -9,12 +9,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cdaemon/cdaemon/cdaemon"
 )
@@ -47,8 +49,14 @@ func main() {
 	}
 	for {
 		c, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			select {} // stopping: the signal goroutine exits
+		}
+		if err != nil {
+			// EMFILE, say: log it and try again, without spinning.
+			log.Printf("hello: accept: %v", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		go func() {
 			defer c.Close()
