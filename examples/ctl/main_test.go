@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cdaemon/cdaemon/examples/internal/clitest"
 	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
@@ -83,4 +84,14 @@ func TestCtlCommands(t *testing.T) {
 	if out, code := ctl("bogus"); code != 2 || !strings.Contains(out, "usage:") {
 		t.Fatalf("bogus command: %d %q, want 2 and the usage", code, out)
 	}
+}
+
+// Help and a bad flag come from gowrap.Control: -h, --help and help print
+// the usage on stdout and exit 0; an unknown flag or command exits 2 with
+// a message on stderr naming it. Nothing starts.
+func TestCtlHelpAndBadFlags(t *testing.T) {
+	bin := proctest.GoBuild(t, "ctl", ".")
+	clitest.CheckHelp(t, bin, "ctl", "start", "stop", "status", "reload", "run")
+	clitest.CheckBadFlag(t, bin, "ctl", "-bogus", 2, "stop", "-bogus")
+	clitest.CheckBadFlag(t, bin, "ctl", `"--bogus"`, 2, "--bogus")
 }
