@@ -128,6 +128,27 @@ CDAEMON_API int cdaemon_start(const struct cdaemon_config *cfg);
  */
 CDAEMON_API int cdaemon_prefork(void);
 
+/*
+ * Socket activation, as sd_listen_fds(3) has it: the sockets a supervisor
+ * passed from fd 3 on. Returns how many (LISTEN_FDS), 0 when LISTEN_PID or
+ * LISTEN_FDS is unset or empty or LISTEN_PID names another process, and
+ * -1 with errno: EINVAL for a LISTEN_PID that is not a process id, or a
+ * LISTEN_FDS that is not a decimal count from 0 to CDAEMON_MAX_LISTEN;
+ * EBADF when one of fds 3 .. 3+n-1 is not open. On success the fds are
+ * close-on-exec. With unset_env, LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES
+ * are unsetenv(3)'d whatever the result, so that children do not take the
+ * sockets for theirs (not before the Go runtime starts: unsetenv moves the
+ * end of the array the runtime reads). With err, a failure is also
+ * described there, naming the variable and its value. The one parser of
+ * these variables: cdaemon_start and the Go packages call it too.
+ */
+CDAEMON_API int cdaemon_listen_fds(int unset_env, char *err, size_t errlen);
+
+/* The LISTEN_FDNAMES name of fd 3+i as the last cdaemon_listen_fds() found
+ * it ("unknown" where the list has no entry or an empty one; at most 255
+ * bytes), or NULL when i is not below its count. */
+CDAEMON_API const char *cdaemon_listen_name(int i);
+
 /* The worker index in a prefork worker, else -1. */
 CDAEMON_API int cdaemon_worker_index(void);
 

@@ -40,6 +40,11 @@ struct cdaemon_state {
 	char user[256], group[256];
 	int applied;
 	int worker_index; /* prefork worker index, or -1 */
+	/* What the last cdaemon_listen_fds() found: how many sockets a
+	 * supervisor passed from fd 3 on, and their LISTEN_FDNAMES names
+	 * ("" where missing; systemd allows 255 bytes). */
+	int nactivated;
+	char activated_names[CDAEMON_MAX_LISTEN][256];
 	int nlisten;
 	int listen_fds[CDAEMON_MAX_LISTEN];
 	char listen_names[CDAEMON_MAX_LISTEN][112];

@@ -11,8 +11,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,4 +436,121 @@ int cdaemon__export_listeners(void)
 	/* Names are optional: there may be no slot left for them. */
 	(void)cdaemon__env_put("LISTEN_FDNAMES", names);
 	return 0;
+}
+
+/* A decimal count with nothing around it (no sign, space or "0x"), at
+ * most max: 0 and *out, or -1. strtol would take " 3", "+3" and "3 " and
+ * wrap silently; sd_listen_fds(3) refuses what is not a number. */
+static int parse_decimal(const char *s, long max, long *out)
+{
+	long v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || v > (max - (*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int activation_error(char *err, size_t errlen, int e,
+			    const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int activation_error(char *err, size_t errlen, int e,
+			    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	errno = e;
+	return -1;
+}
+
+/* LISTEN_FDNAMES: colon-separated, entry i naming fd 3+i. */
+static void record_activated_names(struct cdaemon_state *st, int n,
+				   const char *names)
+{
+	for (int i = 0; i < n; i++) {
+		const char *end = names ? strchr(names, ':') : NULL;
+		size_t len = names ? (end ? (size_t)(end - names)
+					  : strlen(names))
+				   : 0;
+		snprintf(st->activated_names[i], sizeof st->activated_names[0],
+			 "%.*s", (int)len, len ? names : "");
+		names = end ? end + 1 : NULL;
+	}
+	st->nactivated = n;
+}
+
+/* How many sockets LISTEN_FDS passes us, or -1: parsed, checked and
+ * recorded, with the environment left as it is. */
+static int parse_activation(char *err, size_t errlen)
+{
+	const char *pid = getenv("LISTEN_PID");
+	const char *fds = getenv("LISTEN_FDS");
+	long p, n;
+
+	/* Empty is unset: Go's os.Getenv cannot tell them apart, and the Go
+	 * side must not read these variables differently. */
+	if (pid == NULL || *pid == '\0')
+		return 0;
+	if (parse_decimal(pid, INT_MAX, &p) < 0 || p == 0)
+		return activation_error(err, errlen, EINVAL,
+					"cdaemon: LISTEN_PID=\"%s\": want a "
+					"process id",
+					pid);
+	if ((pid_t)p != getpid())
+		return 0; /* our parent's, say: not ours to take */
+	if (fds == NULL || *fds == '\0')
+		return 0;
+	if (parse_decimal(fds, LONG_MAX, &n) < 0)
+		return activation_error(err, errlen, EINVAL,
+					"cdaemon: LISTEN_FDS=\"%s\": want a "
+					"count of sockets from 0 to %d",
+					fds, CDAEMON_MAX_LISTEN);
+	if (n > CDAEMON_MAX_LISTEN)
+		return activation_error(err, errlen, EINVAL,
+					"cdaemon: LISTEN_FDS=\"%s\": at most %d "
+					"sockets",
+					fds, CDAEMON_MAX_LISTEN);
+	for (int fd = 3; fd < 3 + n; fd++)
+		if (fcntl(fd, F_GETFD) < 0)
+			return activation_error(err, errlen, EBADF,
+						"cdaemon: LISTEN_FDS=\"%s\": fd "
+						"%d is not open",
+						fds, fd);
+	/* Ours now: a program we exec must not find them open (the
+	 * variables that would describe them to it are gone, or name us). */
+	for (int fd = 3; fd < 3 + n; fd++) {
+		int flags = fcntl(fd, F_GETFD);
+		if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+			return activation_error(err, errlen, errno,
+						"cdaemon: LISTEN_FDS: fd %d: "
+						"close-on-exec: %s",
+						fd, strerror(errno));
+	}
+	record_activated_names(&cdaemon__state, (int)n,
+			       getenv("LISTEN_FDNAMES"));
+	return (int)n;
+}
+
+int cdaemon_listen_fds(int unset_env, char *err, size_t errlen)
+{
+	cdaemon__state.nactivated = 0;
+	int n = parse_activation(err, errlen);
+	if (unset_env) {
+		int saved = errno;
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_FDNAMES");
+		errno = saved;
+	}
+	return n;
 }

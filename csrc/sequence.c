@@ -7,14 +7,18 @@
  *             become a child subreaper; vfork; then wait for a record
  *   child     TIOCNOTTY; setsid; fork; leave the daemon's pid in the
  *             memory it shares with the launcher; _exit(0)
- *   daemon    umask; chdir; write the pid; stdin onto /dev/null, stdout
- *             and stderr onto the relay; drop privileges; restore SIGHUP
- *             and the mask; scrub CDAEMON*; make sure the first child is
- *             gone; return
+ *   daemon    umask; chdir; stdin onto /dev/null, stdout and stderr
+ *             onto the relay; drop privileges; scrub CDAEMON*; restore
+ *             SIGHUP and the mask; make sure the first child is gone;
+ *             return (the pid goes into the pid file at ready)
  *
- * Everything that can fail because of the operator's input is done in the
- * launcher, before anything forks, so the error is on their terminal and no
- * process is left behind.
+ * cdaemon_start runs three stages, in this order and nothing else:
+ * stage_prepare (the launcher's part, up to the vfork), stage_spawn (the
+ * forks, after which the launcher waits and exits) and stage_finish (the
+ * daemon's part). In the foreground mode stage_prepare is followed by
+ * stage_finish, in the same process. Everything that can fail because of
+ * the operator's input is done in stage_prepare, before anything forks, so
+ * the error is on their terminal and no process is left behind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,29 +54,6 @@ static void die(int code, const char *step, int err)
 	cdaemon__print(2, "cdaemon: %s: %s\n", step, strerror(err));
 	cdaemon__undo_start();
 	_exit(code);
-}
-
-/* LISTEN_FDS (sd_listen_fds(3)) are kept when LISTEN_PID names us. */
-static int listen_fds(pid_t self)
-{
-	const char *pid = getenv("LISTEN_PID");
-	const char *fds = getenv("LISTEN_FDS");
-	char *end;
-
-	if (pid == NULL || fds == NULL)
-		return 0;
-	long p = strtol(pid, &end, 10);
-	if (*end != '\0' || p != (long)self)
-		return 0;
-	long n = strtol(fds, &end, 10);
-	if (*end != '\0' || n < 0)
-		return 0;
-	if (n > CDAEMON_MAX_LISTEN) {
-		cdaemon__print(2, "cdaemon: LISTEN_FDS=%s: at most %d sockets\n",
-			       fds, CDAEMON_MAX_LISTEN);
-		_exit(CDAEMON_EXIT_USAGE);
-	}
-	return (int)n;
 }
 
 /* In the daemon: wait until the first child is gone, so that the daemon's
@@ -167,7 +148,7 @@ static void first_child(void)
  * only its own kernel state (fds, dispositions, session). It never returns
  * from this function, whose frame the launcher resumes in; the daemon, in
  * its own memory by then, does. Kept out of line so that no local of
- * cdaemon_start lives across the vfork (-Wclobbered).
+ * its caller, stage_spawn(), lives across the vfork (-Wclobbered).
  *
  * Returns the first child's pid in the launcher (the child has exited),
  * -1 if vfork failed, and 0 in the daemon.
@@ -202,8 +183,27 @@ static void abandon(int code)
 	_exit(code);
 }
 
+/* The sockets a supervisor passed (LISTEN_FDS), by the parser that the Go
+ * side calls too (listen.c): one rule everywhere, sd_listen_fds(3)'s. When
+ * LISTEN_PID names us, a LISTEN_PID or LISTEN_FDS that is not a number, a
+ * count above CDAEMON_MAX_LISTEN or a passed fd that is not open stops the
+ * start here, with the variable and its value, before anything forks. The
+ * variables stay: the daemon replaces them (cdaemon__export_listeners), and
+ * unsetenv(3) would move the end of the array the Go runtime reads. */
+static int activated(void)
+{
+	char err[256];
+	int n = cdaemon_listen_fds(0, err, sizeof err);
+
+	if (n < 0) {
+		cdaemon__print(2, "%s\n", err);
+		_exit(CDAEMON_EXIT_USAGE);
+	}
+	return n;
+}
+
 /* Everything the operator gave us is checked before anything changes. */
-static void validate(const struct cdaemon_config *cfg, pid_t self,
+static void validate(const struct cdaemon_config *cfg,
 		     struct cdaemon_ids *ids, int *keep, int *nkeep,
 		     int *nactivated)
 {
@@ -223,7 +223,7 @@ static void validate(const struct cdaemon_config *cfg, pid_t self,
 	}
 	/* Sockets a supervisor passed us are kept, unless CDAEMON_LISTEN
 	 * names the sockets to use instead. */
-	*nactivated = cfg->listen ? 0 : listen_fds(self);
+	*nactivated = cfg->listen ? 0 : activated();
 	for (int i = 0; i < *nactivated; i++)
 		keep[(*nkeep)++] = 3 + i;
 	/* CDAEMON_LISTEN's sockets go to fd 3 on: a kept fd there would be
@@ -269,18 +269,13 @@ static void validate(const struct cdaemon_config *cfg, pid_t self,
 static void adopt_activated(int n)
 {
 	struct cdaemon_state *st = &cdaemon__state;
-	const char *names = getenv("LISTEN_FDNAMES");
 
 	for (int i = 0; i < n; i++) {
 		st->listen_fds[st->nlisten] = 3 + i;
-		const char *end = names ? strchr(names, ':') : NULL;
-		size_t len = names ? (end ? (size_t)(end - names) : strlen(names))
-				   : 0;
 		snprintf(st->listen_names[st->nlisten],
-			 sizeof st->listen_names[0], "%.*s", (int)len,
-			 len ? names : "unknown");
+			 sizeof st->listen_names[0], "%s",
+			 cdaemon_listen_name(i));
 		st->nlisten++;
-		names = end ? end + 1 : NULL;
 	}
 }
 
@@ -428,26 +423,32 @@ static void record_applied(const struct cdaemon_config *cfg)
 	st->applied = 1;
 }
 
-int cdaemon_start(const struct cdaemon_config *cfg)
+
+/* What the launcher prepares and the daemon finishes with: the three
+ * stages of cdaemon_start pass it along. */
+struct launch {
+	const struct cdaemon_config *cfg;
+	long long entered_ns;   /* CLOCK_MONOTONIC when cdaemon_start began */
+	struct cdaemon_ids ids; /* whom the daemon becomes */
+	int keep[CDAEMON_MAX_CLOSE_KEEP], nkeep, nactivated;
+	int dir_fd, null_fd, log_fd;
+	int out_fd;   /* the daemon's stdout and stderr once it is ready */
+	int early_fd; /* until then: the memfd the launcher copies, or -1 */
+	pid_t first;  /* the first child, for the daemon to outlive; or 0 */
+};
+
+/* The process may fork (one thread, stdio open); the deadline starts. */
+static void begin(struct launch *l)
 {
 	struct cdaemon_state *st = &cdaemon__state;
-	struct timespec entered;
-	clock_gettime(CLOCK_MONOTONIC, &entered);
-	struct cdaemon_ids ids;
-	char err[1024];
-	int keep[CDAEMON_MAX_CLOSE_KEEP];
-	int nkeep = 0, nactivated = 0;
-	pid_t self = getpid();
+	struct timespec now;
 
-	if (st->daemonized) {
-		errno = EALREADY;
-		return -1;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	l->entered_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
 	/* One deadline for everything the launcher does (issue 10). */
-	st->deadline_ms = (long long)entered.tv_sec * 1000 +
-			  entered.tv_nsec / 1000000 +
-			  (cfg->timeout_ms > 0 ? cfg->timeout_ms
-					       : CDAEMON_DEFAULT_TIMEOUT_MS);
+	st->deadline_ms = l->entered_ns / 1000000 +
+			  (l->cfg->timeout_ms > 0 ? l->cfg->timeout_ms
+						  : CDAEMON_DEFAULT_TIMEOUT_MS);
 	int nthreads = threads();
 	if (nthreads > 1) {
 		cdaemon__print(2,
@@ -460,166 +461,227 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	}
 	if (cdaemon__ensure_stdio() < 0)
 		die(CDAEMON_EXIT_OSERR, "open /dev/null for stdio", errno);
-	validate(cfg, self, &ids, keep, &nkeep, &nactivated);
+}
 
-	/* daemon(7) steps 1-3: close inherited fds, reset signals. */
-	if (cdaemon_close_fds(keep, nkeep) < 0)
-		die(CDAEMON_EXIT_OSERR, "close inherited fds", errno);
-	if (cdaemon_reset_signals() < 0)
-		die(CDAEMON_EXIT_OSERR, "reset signals", errno);
-
-	/* Messages name the variable and the value, as the operator typed
-	 * them; C callers of cdaemon_start set the same fields. */
+/* The working directory, opened by the launcher so that a bad one is the
+ * operator's error. Messages name the variable and the value, as the
+ * operator typed them; C callers of cdaemon_start set the same fields. */
+static int open_dir(const struct cdaemon_config *cfg)
+{
 	const char *dir = cfg->dir ? cfg->dir : "/";
-	int dir_fd = cdaemon__fd_above(
+	int fd = cdaemon__fd_above(
 		open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 3);
-	if (dir_fd < 0) {
+
+	if (fd < 0) {
 		cdaemon__print(2,
 			       "cdaemon: CDAEMON_DIR=\"%s\": working directory: "
 			       "%s\n",
 			       dir, strerror(errno));
 		_exit(CDAEMON_EXIT_USAGE);
 	}
-	if (st->pidfile[0])
-		lock_pidfile(cfg);
-	/* Bound here, before anything forks and before privileges drop. */
-	if (cfg->listen) {
-		int code = cdaemon__listen_bind(cfg->listen, cfg->umask, err,
-						sizeof err);
-		if (code != 0) {
-			cdaemon__print(2, "%s\n", err);
-			abandon(code);
-		}
-	} else {
-		adopt_activated(nactivated);
+	return fd;
+}
+
+/* CDAEMON_LISTEN's sockets, bound here, before anything forks and before
+ * privileges drop; else the ones a supervisor passed. */
+static void take_listeners(const struct launch *l)
+{
+	char err[1024];
+
+	if (l->cfg->listen == NULL) {
+		adopt_activated(l->nactivated);
+		return;
 	}
-	int null_fd =
-		cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
-	if (null_fd < 0) {
+	int code = cdaemon__listen_bind(l->cfg->listen, l->cfg->umask, err,
+					sizeof err);
+	if (code != 0) {
+		cdaemon__print(2, "%s\n", err);
+		abandon(code);
+	}
+}
+
+/* /dev/null and the log file: where the daemon's stdio goes. */
+static void open_outputs(struct launch *l)
+{
+	const struct cdaemon_config *cfg = l->cfg;
+	struct cdaemon_state *st = &cdaemon__state;
+	struct stat sb;
+
+	l->null_fd = cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
+	if (l->null_fd < 0) {
 		cdaemon__print(2, "cdaemon: open /dev/null: %s\n",
 			       strerror(errno));
 		abandon(CDAEMON_EXIT_OSERR);
 	}
-	int log_fd = st->logfile[0] ? open_log(cfg) : -1;
+	l->log_fd = st->logfile[0] ? open_log(cfg) : -1;
 	/* unicorn's chown_logs: the daemon that drops privileges owns its
 	 * log, so that it can reopen it after a rotation (HUP). */
-	struct stat lsb;
-	if (log_fd >= 0 && ids.set && geteuid() == 0 &&
-	    fstat(log_fd, &lsb) == 0 && S_ISREG(lsb.st_mode) &&
-	    fchown(log_fd, ids.uid, ids.gid) < 0) {
+	if (l->log_fd >= 0 && l->ids.set && geteuid() == 0 &&
+	    fstat(l->log_fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    fchown(l->log_fd, l->ids.uid, l->ids.gid) < 0) {
 		cdaemon__print(2, "cdaemon: CDAEMON_LOG=\"%s\": chown %s to "
 				  "CDAEMON_USER: %s\n",
 			       cfg->logfile, st->logfile, strerror(errno));
 		abandon(CDAEMON_EXIT_CANTCREAT);
 	}
+	l->out_fd = l->log_fd >= 0 ? l->log_fd : l->null_fd;
+}
 
+/* Stage 1, in the launcher: everything that can fail because of the
+ * operator's input, done before anything forks. */
+static void stage_prepare(struct launch *l, const struct cdaemon_config *cfg)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+
+	l->cfg = cfg;
+	l->early_fd = -1;
+	l->first = 0;
+	begin(l);
+	validate(cfg, &l->ids, l->keep, &l->nkeep, &l->nactivated);
+	/* daemon(7) steps 1-3: close inherited fds, reset signals. */
+	if (cdaemon_close_fds(l->keep, l->nkeep) < 0)
+		die(CDAEMON_EXIT_OSERR, "close inherited fds", errno);
+	if (cdaemon_reset_signals() < 0)
+		die(CDAEMON_EXIT_OSERR, "reset signals", errno);
+	l->dir_fd = open_dir(cfg);
+	if (st->pidfile[0])
+		lock_pidfile(cfg);
+	take_listeners(l);
+	open_outputs(l);
 	record_applied(cfg);
 	cdaemon__record_stage(CDAEMON_STAGE_LAUNCHER);
-	st->stages[CDAEMON_STAGE_LAUNCHER].mono_ns =
-		(long long)entered.tv_sec * 1000000000LL + entered.tv_nsec;
-	int out_fd = log_fd >= 0 ? log_fd : null_fd;
-	int sock[2] = {-1, -1};
-	int relay_fd = -1, early_fd = -1;
-	off_t relay_from = 0;
-	pid_t child = 0, daemon = 0, first = 0;
+	st->stages[CDAEMON_STAGE_LAUNCHER].mono_ns = l->entered_ns;
+}
 
-	if (cfg->foreground) {
-		st->foreground = 1;
-		daemon = self;
-		goto in_daemon;
-	}
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0)
-		die(CDAEMON_EXIT_OSERR, "socketpair", errno);
-	sock[0] = cdaemon__fd_above(sock[0], 3);
-	sock[1] = cdaemon__fd_above(sock[1], 3);
-	if (!cfg->noclose)
-		relay_fd = setup_relay(log_fd, &relay_from, &early_fd);
-	/* As a subreaper the launcher adopts the daemon when the first child
-	 * exits, so it can reap it and report how it died before ready, and
-	 * every orphan of a failed start, to kill it (tree.c). */
-	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-
-	/* Stop signals stay blocked across the fork so that the launcher's
-	 * handlers are in place before one can arrive; the daemon resets the
-	 * mask. */
+/* Stop signals stay blocked across the fork so that the launcher's
+ * handlers are in place before one can arrive; the daemon resets the
+ * mask (restore_signals). */
+static void block_stop_signals(void)
+{
 	sigset_t stops;
+
 	sigemptyset(&stops);
 	sigaddset(&stops, SIGINT);
 	sigaddset(&stops, SIGTERM);
 	sigaddset(&stops, SIGHUP);
 	sigaddset(&stops, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &stops, NULL);
+}
 
+/* Stage 2: the forks. The launcher waits for a record and exits
+ * (cdaemon__launcher_wait); only the daemon returns, with its end of the
+ * channel in cdaemon__state.ready_fd and the first child in l->first. */
+static void stage_spawn(struct launch *l)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	int sock[2], relay_fd = -1;
+	off_t relay_from = 0;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) < 0)
+		die(CDAEMON_EXIT_OSERR, "socketpair", errno);
+	sock[0] = cdaemon__fd_above(sock[0], 3);
+	sock[1] = cdaemon__fd_above(sock[1], 3);
+	if (!l->cfg->noclose)
+		relay_fd = setup_relay(l->log_fd, &relay_from, &l->early_fd);
+	/* As a subreaper the launcher adopts the daemon when the first child
+	 * exits, so it can reap it and report how it died before ready, and
+	 * every orphan of a failed start, to kill it (tree.c). */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	block_stop_signals();
 	handoff.drop[0] = sock[0];
 	/* The launcher's reading end of the log; the memfd is the daemon's
 	 * stdout until it is ready. */
-	handoff.drop[1] = early_fd < 0 ? relay_fd : -1;
+	handoff.drop[1] = l->early_fd < 0 ? relay_fd : -1;
 	handoff.drop[2] = -1;
 	handoff.first = handoff.daemon = 0;
 	handoff.err = 0;
 	handoff.step = NULL;
-	child = spawn_daemon();
+	pid_t child = spawn_daemon();
 	if (child < 0)
 		die(CDAEMON_EXIT_OSERR, "vfork", errno);
 	if (child > 0) {
 		close(sock[1]);
-		close(dir_fd);
-		close(null_fd);
+		close(l->dir_fd);
+		close(l->null_fd);
 		if (handoff.step != NULL)
 			die(CDAEMON_EXIT_OSERR, handoff.step, handoff.err);
 		/* No daemon and no step: the first child was killed; the
 		 * launcher says how. */
 		cdaemon__launcher_wait(child, handoff.daemon, sock[0], relay_fd,
-				       relay_from, cfg->notify_fd);
+				       relay_from, l->cfg->notify_fd);
 	}
-
 	/* The daemon, in its own copy of the launcher's memory. */
-	first = handoff.first;
-	daemon = getpid();
+	l->first = handoff.first;
 	st->ready_fd = sock[1];
+}
 
-in_daemon:
+/* stdin onto /dev/null; until ready, stdout and stderr onto the memfd the
+ * launcher copies, or the log it follows. In the foreground without a log
+ * file they stay the supervisor's. */
+static void redirect_stdio(const struct launch *l)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	const struct cdaemon_config *cfg = l->cfg;
+
+	if (!cfg->noclose) {
+		if (dup2(l->null_fd, 0) < 0)
+			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
+					   "stdin onto /dev/null", errno);
+		int early = l->early_fd;
+		if (early < 0 && (l->log_fd >= 0 || !cfg->foreground))
+			early = l->out_fd;
+		if (early >= 0 && (dup2(early, 1) < 0 || dup2(early, 2) < 0))
+			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
+					   "stdout and stderr", errno);
+	}
+	if (l->early_fd >= 0) {
+		close(l->early_fd);
+		st->out_fd = l->out_fd; /* moved onto 1 and 2 by cdaemon_ready */
+	}
+	if (l->null_fd != st->out_fd)
+		close(l->null_fd);
+	if (l->log_fd >= 0 && l->log_fd != st->out_fd)
+		close(l->log_fd);
+}
+
+/* The launcher reset every disposition and the mask before it forked;
+ * since then the first child ignored SIGHUP and the launcher blocked the
+ * stop signals. Undo just those (62 sigaction calls fewer on the way to
+ * the runtime). */
+static void restore_signals(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	if (signal(SIGHUP, SIG_DFL) == SIG_ERR ||
+	    sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "reset signals", errno);
+}
+
+/* Stage 3, in the daemon (in the foreground, the launcher itself): the
+ * rest of daemon(7). The pid goes into the pid file at ready
+ * (cdaemon_ready, or the exec of cdaemon_exec): until then it is empty
+ * and locked, "starting", and nobody can stop a start half-way or be told
+ * it is running. */
+static void stage_finish(const struct launch *l)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	const struct cdaemon_config *cfg = l->cfg;
+	const char *step = NULL;
+
 	/* The launcher's notification socket is the launcher's alone. */
 	if (cfg->notify_fd >= 0 && !cfg->foreground)
 		close(cfg->notify_fd);
 	st->log_fd = -1;
 	st->log_created = 0;
-	/* The pid goes into the file at ready (cdaemon_ready, or the exec
-	 * of cdaemon_exec): until then it is empty and locked, "starting",
-	 * and nobody can stop a start half-way or be told it is running. */
-	(void)daemon;
 	if (cfg->umask >= 0)
 		umask((mode_t)cfg->umask);
-	if (fchdir(dir_fd) < 0)
+	if (fchdir(l->dir_fd) < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "chdir", errno);
-	close(dir_fd);
-	if (!cfg->noclose) {
-		if (dup2(null_fd, 0) < 0)
-			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
-					   "stdin onto /dev/null", errno);
-		/* Until ready, stdout and stderr are the memfd the launcher
-		 * copies, or the log it follows. In the foreground without a
-		 * log file they stay the supervisor's. */
-		int early = early_fd;
-		if (early < 0 && (log_fd >= 0 || !cfg->foreground))
-			early = out_fd;
-		if (early >= 0 && (dup2(early, 1) < 0 || dup2(early, 2) < 0))
-			cdaemon__fail_step(CDAEMON_EXIT_OSERR,
-					   "stdout and stderr", errno);
-	}
-	if (early_fd >= 0) {
-		close(early_fd);
-		st->out_fd = out_fd; /* moved onto 1 and 2 by cdaemon_ready */
-	}
-	if (null_fd != st->out_fd)
-		close(null_fd);
-	if (log_fd >= 0 && log_fd != st->out_fd)
-		close(log_fd);
-	const char *step = NULL;
-	if (cdaemon__drop_privileges(&ids, &step) < 0)
+	close(l->dir_fd);
+	redirect_stdio(l);
+	if (cdaemon__drop_privileges(&l->ids, &step) < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, step, errno);
-
 	cdaemon__env_scrub();
 	/* Without workers the daemon takes the sockets itself: at fd 3 on,
 	 * with LISTEN_PID naming it (sd_listen_fds(3) checks it). */
@@ -628,21 +690,29 @@ in_daemon:
 	     cdaemon__export_listeners() < 0))
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "pass the listeners",
 				   errno);
-	/* The launcher reset every disposition and the mask before it
-	 * forked; since then the first child ignored SIGHUP and the launcher
-	 * blocked the stop signals. Undo just those (62 sigaction calls
-	 * fewer on the way to the runtime). */
-	sigset_t none;
-	sigemptyset(&none);
-	if (signal(SIGHUP, SIG_DFL) == SIG_ERR ||
-	    sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "reset signals", errno);
+	restore_signals();
 	/* Last, so that the first child has had the time to exit (it only
 	 * stores the pid and leaves): the daemon's code starts with the
 	 * launcher as its parent, and the stage's time is when we return. */
-	if (first > 0)
-		wait_gone(first);
+	if (l->first > 0)
+		wait_gone(l->first);
 	cdaemon__record_stage(CDAEMON_STAGE_DAEMON);
 	st->daemonized = 1;
+}
+
+int cdaemon_start(const struct cdaemon_config *cfg)
+{
+	struct launch l;
+
+	if (cdaemon__state.daemonized) {
+		errno = EALREADY;
+		return -1;
+	}
+	stage_prepare(&l, cfg);
+	if (cfg->foreground)
+		cdaemon__state.foreground = 1; /* every step but the forks */
+	else
+		stage_spawn(&l);
+	stage_finish(&l);
 	return 0;
 }

@@ -98,3 +98,12 @@ int cdaemon_worker_index(void)
 	return cdaemon__state.worker_index;
 }
 
+/* What the last cdaemon_listen_fds() found (listen.c fills it). */
+const char *cdaemon_listen_name(int i)
+{
+	const struct cdaemon_state *st = &cdaemon__state;
+
+	if (i < 0 || i >= st->nactivated)
+		return NULL;
+	return st->activated_names[i][0] ? st->activated_names[i] : "unknown";
+}

@@ -72,6 +72,7 @@ struct scenario {
 	int keep64;   /* 64 keep fds */
 	int listen_n; /* LISTEN_FDS=listen_n, LISTEN_PID=the launcher */
 	int bad_keep; /* a keep fd that is not open */
+	const char *listen_fds; /* LISTEN_FDS as written, for the launcher */
 
 	/* Filled in by launch() and finish(). */
 	pid_t pid;  /* the launcher */
@@ -226,6 +227,12 @@ static void launcher_main(struct scenario *sc, int err, int rep, int hold)
 		snprintf(nfds, sizeof nfds, "%d", sc->listen_n);
 		setenv("LISTEN_PID", pid, 1);
 		setenv("LISTEN_FDS", nfds, 1);
+	}
+	if (sc->listen_fds) {
+		char pid[32];
+		snprintf(pid, sizeof pid, "%ld", (long)getpid());
+		setenv("LISTEN_PID", pid, 1);
+		setenv("LISTEN_FDS", sc->listen_fds, 1);
 	}
 	if (sc->fifo) {
 		cpu_set_t one;
@@ -599,6 +606,14 @@ int main(void)
 		.name = "badkeep", .body = B_READY_EXIT, .umask = -1,
 		.bad_keep = 1,
 	};
+	struct scenario listenabc = {
+		.name = "listenabc", .body = B_READY_EXIT, .umask = -1,
+		.listen_fds = "abc",
+	};
+	struct scenario listen65 = {
+		.name = "listen65", .body = B_READY_EXIT, .umask = -1,
+		.listen_fds = "65",
+	};
 	struct scenario nodir = {
 		.name = "nodir", .body = B_READY_EXIT, .umask = -1,
 		.dir = in_tmp("missing"),
@@ -613,7 +628,8 @@ int main(void)
 	};
 	struct scenario *all[] = {&happy,   &fail,     &never, &fg,
 				  &race,    &overflow, &listen40, &badkeep,
-				  &nodir,   &nopid,    &nolog};
+				  &listenabc, &listen65, &nodir, &nopid,
+				  &nolog};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
 		all[i]->hold = all[i]->rep = all[i]->err = -1;
 		if (launch(all[i]) < 0) {
@@ -625,6 +641,12 @@ int main(void)
 	/* Refused before forking: fast, and nothing left behind. */
 	check_refused("a keep fd that is not open", &badkeep, CDAEMON_EXIT_USAGE,
 		      "fd 999 is not open");
+	/* LISTEN_FDS naming us is read by the rule Go reads it by
+	 * (cdaemon_listen_fds): not a count, or too many, is refused. */
+	check_refused("LISTEN_FDS=abc", &listenabc, CDAEMON_EXIT_USAGE,
+		      "LISTEN_FDS=\"abc\": want a count");
+	check_refused("LISTEN_FDS=65", &listen65, CDAEMON_EXIT_USAGE,
+		      "LISTEN_FDS=\"65\": at most 64 sockets");
 	check_refused("a missing working directory", &nodir, CDAEMON_EXIT_USAGE,
 		      "working directory");
 	check_refused("a pid file in a missing directory", &nopid,
