@@ -2,10 +2,19 @@
 # `make demo` shows a real daemon, `make install PREFIX=...` installs the
 # C library.
 
+SHELL    := /bin/bash
 PREFIX   ?= /usr/local
 GO       ?= go
 CC       ?= cc
 BUILD    ?= build
+
+# Quiet by default; V=1 shows every compile line and every TAP line.
+V        ?= 0
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 
 CSTD     := -std=c11 -D_GNU_SOURCE
 CWARN    := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes
@@ -19,7 +28,7 @@ TEST_SRCS := $(wildcard csrc/tests/*.c)
 TEST_BINS := $(patsubst csrc/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VERSION  := $(shell sed -n 's/^\#define CDAEMON_VERSION "\(.*\)"/\1/p' csrc/cdaemon.h)
 
-.PHONY: test-install all lib go csrc-hash test test-c test-go test-bench test-fuzz vet staticcheck demo install clean bench bench-quick
+.PHONY: test-first-hour all lib go csrc-hash test test-c test-go test-bench test-fuzz vet staticcheck demo install clean bench bench-quick
 
 all: lib go
 
@@ -38,82 +47,105 @@ csrc-hash:
 
 $(BUILD)/obj/%.o: csrc/%.c csrc/cdaemon.h csrc/internal.h csrc/variables.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(CWARN) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CSTD) $(CWARN) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/pic/%.o: csrc/%.c csrc/cdaemon.h csrc/internal.h csrc/variables.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(CWARN) $(CFLAGS) -fPIC -fvisibility=hidden -DCDAEMON_SHARED -c $< -o $@
+	$(Q)$(CC) $(CSTD) $(CWARN) $(CFLAGS) -fPIC -fvisibility=hidden -DCDAEMON_SHARED -c $< -o $@
 
 $(BUILD)/libcdaemon.a: $(LIB_OBJS)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/libcdaemon.so: $(PIC_OBJS)
-	$(CC) -shared -Wl,-soname,libcdaemon.so.0 -o $@ $^
+	$(Q)$(CC) -shared -Wl,-soname,libcdaemon.so.0 -o $@ $^
 
 # The C tool, linked statically against the library it demonstrates.
 $(BUILD)/cdaemonize: csrc/cdaemonize/cdaemonize.c $(BUILD)/libcdaemon.a csrc/cdaemon.h
-	$(CC) $(CSTD) $(CWARN) $(CFLAGS) -Icsrc -o $@ $< $(BUILD)/libcdaemon.a
+	$(Q)$(CC) $(CSTD) $(CWARN) $(CFLAGS) -Icsrc -o $@ $< $(BUILD)/libcdaemon.a
 
 $(BUILD)/cdaemon.pc: csrc/cdaemon.pc.in csrc/cdaemon.h
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # C tests: every unit compiled again with AddressSanitizer and
 # UndefinedBehaviorSanitizer, linked into one binary per test file.
 $(BUILD)/tests/%: csrc/tests/%.c csrc/tests/tap.h csrc/tests/proc.h $(LIB_SRCS) csrc/cdaemon.h csrc/internal.h csrc/variables.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(CWARN) -O1 -g $(SANITIZE) -Icsrc -o $@ $< $(LIB_SRCS)
+	$(Q)$(CC) $(CSTD) $(CWARN) -O1 -g $(SANITIZE) -Icsrc -o $@ $< $(LIB_SRCS)
 
-# Every binary runs even if one fails; the last line adds up their
-# "c: P passed, F failed" lines for CI.
+# Each test step appends one "name: P passed, F failed" line to $(SUMMARY);
+# `make test` runs every step even if one fails and ends with their sum.
+SUMMARY  := $(BUILD)/test-summary
+TESTSUM  := $(BUILD)/testsum
+record = echo "$(1): $$(( $(2) == 0 )) passed, $$(( $(2) != 0 )) failed" | tee -a $(SUMMARY)
+
+$(TESTSUM): internal/testsum/main.go
+	@mkdir -p $(dir $@)
+	$(Q)$(GO) build -o $@ ./internal/testsum
+
+# Every binary runs even if one fails; only "not ok" lines show unless
+# V=1, and the last line adds up their "c: P passed, F failed" lines.
 test-c: $(TEST_BINS)
-	@pass=0; fail=0; rc=0; \
+	@mkdir -p $(BUILD); pass=0; fail=0; rc=0; \
 	for t in $(TEST_BINS); do \
-		echo "# $$t"; \
 		ASAN_OPTIONS=detect_leaks=1 $$t > $$t.out 2>&1 || rc=1; \
-		cat $$t.out; \
+		if [ "$(V)" = 1 ]; then echo "# $$t"; cat $$t.out; else grep -E '^not ok|^#.*(FAIL|ERROR)|^(==|[A-Za-z]*Sanitizer)' $$t.out; fi; \
 		line=$$(tail -1 $$t.out); \
 		case "$$line" in "c: "*) \
 			pass=$$((pass + $$(echo "$$line" | sed 's/c: \([0-9]*\) passed.*/\1/'))); \
 			fail=$$((fail + $$(echo "$$line" | sed 's/.* \([0-9]*\) failed.*/\1/')));; \
-		*) echo "# $$t did not finish"; fail=$$((fail + 1)); rc=1;; esac; \
+		*) echo "# $$t did not finish:"; tail -20 $$t.out; fail=$$((fail + 1)); rc=1;; esac; \
 	done; \
-	echo "c: $$pass passed, $$fail failed"; exit $$rc
+	echo "c: $$pass passed, $$fail failed" | tee -a $(SUMMARY); exit $$rc
 
 # bench/ is a module of its own (its peers must not become dependencies of
 # cdaemon): every Go check runs in both.
 vet: csrc-hash
-	$(GO) vet ./...
-	cd bench && $(GO) vet ./...
-	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	@mkdir -p $(BUILD); rc=0; \
+	$(GO) vet ./... && (cd bench && $(GO) vet ./...) || rc=1; \
+	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; rc=1; }; \
+	$(call record,vet and gofmt,$$rc); exit $$rc
 
+# staticcheck comes from the network once (go install) if it is missing;
+# .ci/run installs it first.
+STATICCHECK = "$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck )"
 staticcheck: csrc-hash
-	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
-	"$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck )" ./...
-	cd bench && "$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck )" ./...
+	@command -v staticcheck >/dev/null 2>&1 || test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	@mkdir -p $(BUILD); rc=0; \
+	$(STATICCHECK) ./... && (cd bench && $(STATICCHECK) ./...) || rc=1; \
+	$(call record,staticcheck,$$rc); exit $$rc
 
-test-go: csrc-hash
-	$(GO) test -race -count=1 ./...
+test-go: csrc-hash $(TESTSUM)
+	@$(GO) test -race -count=1 -json ./... | $(TESTSUM) go $(SUMMARY)
 
 # The benchmark harness's own tests: real launchers on a pty, broken
 # contenders it must catch, one respawn per prefork master.
-test-bench: csrc-hash $(BUILD)/cdaemonize
-	cd bench && $(GO) test -race -count=1 ./...
+test-bench: csrc-hash $(BUILD)/cdaemonize $(TESTSUM)
+	@cd bench && $(GO) test -race -count=1 -json ./... | $(abspath $(TESTSUM)) bench $(abspath $(SUMMARY))
 
-# The README's C quick start against a `make install` tree.
-test-install: lib
-	@bash csrc/tests/install.sh
+# The README's first hour, exactly as written: a gowrap daemon from a
+# module that uses this checkout, and a C daemon against `make install`.
+test-first-hour: lib
+	@mkdir -p $(BUILD); bash scripts/first-hour.sh | tee $(BUILD)/first-hour.out; rc=$${PIPESTATUS[0]}; \
+	tail -1 $(BUILD)/first-hour.out | grep -E '^first-hour: [0-9]+ passed' >> $(SUMMARY); exit $$rc
 
 # A bounded round of the fuzzer over the CDAEMON_* parser (the seeds also
 # run in test-go); a longer one: make test-fuzz FUZZTIME=5000000x. A count of
 # runs, not a time: when a time runs out mid-run, Go can fail the round
 # with "context deadline exceeded" (seen here with 10s).
 FUZZTIME ?= 100000x
-test-fuzz: csrc-hash
-	$(GO) test -run '^$$' -fuzz FuzzParseEnv -fuzztime $(FUZZTIME) ./cdaemon/
+test-fuzz: csrc-hash $(TESTSUM)
+	@$(GO) test -run '^$$' -fuzz FuzzParseEnv -fuzztime $(FUZZTIME) -json ./cdaemon/ | $(TESTSUM) fuzz $(SUMMARY)
 
-test: lib test-c test-install vet staticcheck test-go test-bench test-fuzz
+# Every step runs even if one fails; the last line adds them all up.
+TEST_STEPS := test-c test-first-hour vet staticcheck test-go test-bench test-fuzz
+test: lib
+	@rm -f $(SUMMARY); rc=0; \
+	for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || rc=1; done; \
+	awk '{ p += $$2; f += $$4 } END { printf "%d passed, %d failed (C, Go and bench tests and subtests, scripts, checks)\n", p, f; exit f > 0 }' $(SUMMARY) || rc=1; \
+	test $$(wc -l < $(SUMMARY)) -eq $(words $(TEST_STEPS)) || { echo "make test: a step left no count (see above)"; rc=1; }; \
+	exit $$rc
 
 demo: csrc-hash
 	@bash examples/demo.sh
