@@ -1,12 +1,16 @@
 // Command ctl is a daemon with init-script commands, built on gowrap:
 //
-//	ctl start | stop [-graceful] | restart | status | reload | run
+//	ctl start | stop [-graceful] [-timeout D] | restart | status | reload | run | help
 //
 // It serves "Hello from <pid>" on CTL_ADDR (default 127.0.0.1:8081), logs
 // each connection, and on a graceful stop (QUIT) lets connections in
 // flight finish; INT and TERM close them at once.
 //
-//	CDAEMON_PIDFILE=/tmp/ctl.pid CDAEMON_LOG=/tmp/ctl.log go run ./examples/ctl start
+//	go build -o /tmp/ctl ./examples/ctl
+//	/tmp/ctl start; /tmp/ctl status; /tmp/ctl stop
+//
+// gowrap.Control does every command, help included (-h, --help and help
+// print the usage on stdout). See README.md.
 package main
 
 import (
