@@ -559,3 +559,50 @@ func Worker() (int, bool) {
 	i := int(C.cdaemon_worker_index())
 	return i, i >= 0
 }
+
+// ListenError is ListenFDs' error: Msg names the variable and its value,
+// Errno is what the C parser set (syscall.EINVAL for a bad value,
+// syscall.EBADF for a passed fd that is not open), for errors.Is.
+type ListenError struct {
+	Msg   string
+	Errno syscall.Errno
+}
+
+func (e *ListenError) Error() string { return e.Msg }
+
+func (e *ListenError) Unwrap() error { return e.Errno }
+
+// ListenFDs returns the sockets a supervisor passed by socket activation
+// (sd_listen_fds(3)), as the constructor reads them, with the same C code:
+// LISTEN_FDS of them from fd 3 on, only when LISTEN_PID names this
+// process; names from LISTEN_FDNAMES ("unknown" where it has none). The
+// fds become close-on-exec. A LISTEN_PID that is not a process id, a
+// LISTEN_FDS that is not a count from 0 to 64, or a passed fd that is not
+// open is a *ListenError naming the variable and the value. With unsetEnv,
+// the three variables are removed whatever the result, from the C
+// environment and from Go's own copy of it (os.Unsetenv), so that child
+// processes do not take the sockets for theirs.
+func ListenFDs(unsetEnv bool) (fds []int, names []string, err error) {
+	var msg [256]C.char
+	unset := C.int(0)
+	if unsetEnv {
+		unset = 1
+		defer func() {
+			os.Unsetenv("LISTEN_PID")
+			os.Unsetenv("LISTEN_FDS")
+			os.Unsetenv("LISTEN_FDNAMES")
+		}()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	n, cerr := C.cdaemon_listen_fds(unset, &msg[0], C.size_t(len(msg)))
+	if n < 0 {
+		errno, _ := cerr.(syscall.Errno)
+		return nil, nil, &ListenError{Msg: C.GoString(&msg[0]), Errno: errno}
+	}
+	for i := 0; i < int(n); i++ {
+		fds = append(fds, 3+i)
+		names = append(names, C.GoString(C.cdaemon_listen_name(C.int(i))))
+	}
+	return fds, names, nil
+}

@@ -4,57 +4,36 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/cdaemon/cdaemon/cdaemon"
 )
-
-// listenFDsStart is SD_LISTEN_FDS_START: passed sockets begin at fd 3.
-const listenFDsStart = 3
 
 // Files returns the sockets passed by socket activation, as
 // sd_listen_fds_with_names(3) describes: LISTEN_FDS of them from fd 3 on,
 // only if LISTEN_PID names this process, named by LISTEN_FDNAMES
 // (colon-separated; "unknown" where missing). The variables are removed so
 // that children do not take the sockets for theirs, and the fds become
-// close-on-exec. The result is computed once.
+// close-on-exec. The result is computed once. A LISTEN_PID or LISTEN_FDS
+// that is not a number, more than 64 sockets, or a passed fd that is not
+// open is an error naming the variable and its value (a
+// *cdaemon.ListenError), the rule by which the constructor refuses to
+// start.
 func (d *Daemon) Files() ([]*os.File, error) {
 	d.listenOnce.Do(func() { d.files, d.listenErr = listenFiles() })
 	return d.files, d.listenErr
 }
 
+// listenFiles wraps the passed fds in files. The variables are parsed, the
+// fds checked and made close-on-exec by the C parser the constructor uses
+// too (cdaemon.ListenFDs), so that both read them by one rule.
 func listenFiles() ([]*os.File, error) {
-	pid, fds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
-	defer func() {
-		os.Unsetenv("LISTEN_PID")
-		os.Unsetenv("LISTEN_FDS")
-		os.Unsetenv("LISTEN_FDNAMES")
-	}()
-	if fds == "" {
-		return nil, nil
+	fds, names, err := cdaemon.ListenFDs(true)
+	if err != nil {
+		return nil, err // "cdaemon: LISTEN_FDS=...": the constructor's words
 	}
-	if pid != strconv.Itoa(os.Getpid()) {
-		// Meant for another process (our parent, say): not ours to use.
-		return nil, nil
-	}
-	n, err := strconv.Atoi(fds)
-	if err != nil || n < 0 {
-		return nil, fmt.Errorf("gowrap: LISTEN_FDS=%q: not a count of fds", fds)
-	}
-	nameList := strings.Split(names, ":")
-	files := make([]*os.File, 0, n)
-	for i := 0; i < n; i++ {
-		fd := listenFDsStart + i
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			return nil, fmt.Errorf("gowrap: LISTEN_FDS=%d but fd %d is not open", n, fd)
-		}
-		unix.CloseOnExec(fd)
-		name := "unknown"
-		if names != "" && i < len(nameList) && nameList[i] != "" {
-			name = nameList[i]
-		}
-		files = append(files, os.NewFile(uintptr(fd), name))
+	files := make([]*os.File, 0, len(fds))
+	for i, fd := range fds {
+		files = append(files, os.NewFile(uintptr(fd), names[i]))
 	}
 	return files, nil
 }

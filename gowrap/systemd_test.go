@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -308,6 +309,29 @@ func TestSocketActivation(t *testing.T) {
 		h.expect(p, "stopping")
 		p.waitCode(0)
 	})
+	// LISTEN_PID names the app, but LISTEN_FDS is not a count, or counts
+	// fds that are not open (the app has a few of its own above the
+	// socket, so 60 reaches a closed one): Listeners fails, naming the
+	// variable and its value, by the rule the constructor refuses to start
+	// by (the same C parser, cdaemon_listen_fds).
+	for _, c := range []struct{ name, fds, want string }{
+		{"BadCount", "abc", `^cdaemon: LISTEN_FDS="abc": want a count of sockets from 0 to 64$`},
+		{"ClosedFD", "60", `^cdaemon: LISTEN_FDS="60": fd [0-9]+ is not open$`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			_, f := activationSocket(t)
+			p := h.startWith(func(c *exec.Cmd) { c.ExtraFiles = []*os.File{f} },
+				h.env("LISTEN_FDS="+c.fds, "GWTEST_MODE=daemonize", "GWTEST_LISTEN=1"),
+				"/bin/sh", "-c", listenPIDWrapper, app(t), "-d")
+			h.expect(p, "started")
+			if r := h.expect(p, "error"); !regexp.MustCompile(c.want).MatchString(r.Err) {
+				t.Errorf("error %q, want one matching %s", r.Err, c.want)
+			}
+			p.waitCode(3)
+		})
+	}
 	// Pre-runtime: the constructor keeps fd 3 for the daemon and points
 	// LISTEN_PID at it (README), so Listeners works in the daemon.
 	t.Run("PreRuntime", func(t *testing.T) {
