@@ -28,6 +28,10 @@
 #include <unistd.h>
 
 #include "cdaemon.h"
+/* The library's own parsers of CDAEMON_UMASK and CDAEMON_TIMEOUT: -m and
+ * -t accept exactly what the variables accept. This tool links
+ * libcdaemon.a statically (see the Makefile), which has them. */
+#include "internal.h"
 
 #define EXIT_USAGE 100
 #define EXIT_SYSCALL 111
@@ -98,34 +102,6 @@ static int usage(const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
-/* Go-style durations, as CDAEMON_TIMEOUT takes them: reuses the parser by
- * way of the environment, so both accept exactly the same strings. */
-static int parse_timeout(const char *s, long long *ms)
-{
-	struct cdaemon_config c;
-	char err[256];
-	int r;
-
-	if (setenv("CDAEMON_TIMEOUT", s, 1) < 0)
-		return -1;
-	r = cdaemon_config_parse_env(&c, err, sizeof err);
-	unsetenv("CDAEMON_TIMEOUT");
-	if (r < 0)
-		return -1;
-	*ms = c.timeout_ms;
-	return 0;
-}
-
-static int parse_umask(const char *s, int *mask)
-{
-	char *end;
-	long v = strtol(s, &end, 8);
-	if (*s == '\0' || *end != '\0' || v < 0 || v > 0777)
-		return -1;
-	*mask = (int)v;
-	return 0;
-}
-
 /* An abstract-namespace datagram socket for sd_notify(3) messages; its
  * name goes to the program in NOTIFY_SOCKET. */
 static int notify_socket(char *name, size_t len)
@@ -190,13 +166,17 @@ int main(int argc, char **argv)
 			cfg.group = optarg;
 			break;
 		case 'm':
-			if (parse_umask(optarg, &cfg.umask) < 0)
-				return usage("bad umask \"%s\": want octal 000-777",
+			if (cdaemon__parse_umask(optarg, &cfg.umask) < 0)
+				return usage("bad umask \"%s\": want an octal "
+					     "mode from 000 to 777, e.g. 027",
 					     optarg);
 			break;
 		case 't':
-			if (parse_timeout(optarg, &cfg.timeout_ms) < 0)
-				return usage("bad timeout \"%s\": want e.g. 10s or 500ms",
+			if (cdaemon__parse_duration_ms(optarg,
+						       &cfg.timeout_ms) < 0)
+				return usage("bad timeout \"%s\": want a "
+					     "positive duration such as 10s, "
+					     "500ms or 1m30s",
 					     optarg);
 			break;
 		case 'n':

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cdaemon/cdaemon/cdaemon"
 	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
@@ -203,6 +204,65 @@ func TestUsage(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, "usage: cdaemonize") || r.stdout != "" {
 			t.Errorf("cdaemonize %q: exit %d, stdout %q, stderr %q; want %d and the usage on stderr",
 				args, r.code, r.stdout, r.stderr, exitUsage)
+		}
+	}
+}
+
+// A CDAEMON_* variable in cdaemonize's own environment is not its
+// business (the daemon never sees it: the sequence scrubs them): a stray,
+// even a bad one, does not make a good -t or -m a usage error.
+func TestStrayVariable(t *testing.T) {
+	t.Parallel()
+	stray := func(c *exec.Cmd) { c.Env = append(c.Env, "CDAEMON_FOO=bad", "CDAEMON_TIMEOUT=x") }
+	r := run(t, stray, "-t", "10s", "-m", "027", "--", "true")
+	if r.code != 0 || r.stderr != "" {
+		t.Errorf("exit %d, stderr %q; want 0 and nothing said", r.code, r.stderr)
+	}
+}
+
+// -m and -t accept exactly what CDAEMON_UMASK and CDAEMON_TIMEOUT accept:
+// each value goes to cdaemonize and to the library's parser of the
+// variable (cdaemon.ParseEnv), and both must agree with the table. Not
+// parallel: the variable is set in this process for ParseEnv.
+func TestOptionGrammar(t *testing.T) {
+	for _, c := range []struct {
+		flag, variable, value string
+		ok                    bool
+	}{
+		{"-m", "CDAEMON_UMASK", "027", true},
+		{"-m", "CDAEMON_UMASK", "0", true},
+		{"-m", "CDAEMON_UMASK", "0777", true},
+		{"-m", "CDAEMON_UMASK", "777", true},
+		{"-m", "CDAEMON_UMASK", "999", false},
+		{"-m", "CDAEMON_UMASK", "1000", false},
+		{"-m", "CDAEMON_UMASK", "00777", false},
+		{"-m", "CDAEMON_UMASK", "+7", false},
+		{"-m", "CDAEMON_UMASK", " 7", false},
+		{"-m", "CDAEMON_UMASK", "-0", false},
+		{"-m", "CDAEMON_UMASK", "0x7", false},
+		{"-m", "CDAEMON_UMASK", "", false},
+		{"-t", "CDAEMON_TIMEOUT", "10s", true},
+		{"-t", "CDAEMON_TIMEOUT", "1m30s", true},
+		{"-t", "CDAEMON_TIMEOUT", "1.5s", true},
+		{"-t", "CDAEMON_TIMEOUT", "500ms", true},
+		{"-t", "CDAEMON_TIMEOUT", "5", false},
+		{"-t", "CDAEMON_TIMEOUT", "0s", false},
+		{"-t", "CDAEMON_TIMEOUT", "-1s", false},
+		{"-t", "CDAEMON_TIMEOUT", "1 s", false},
+		{"-t", "CDAEMON_TIMEOUT", "", false},
+	} {
+		r := run(t, nil, c.flag, c.value, "--", "true")
+		tool := r.code == 0
+		if !tool && (r.code != exitUsage || !strings.Contains(r.stderr, fmt.Sprintf("%q", c.value))) {
+			t.Errorf("%s %q: exit %d, stderr %q; want 0, or %d naming the value", c.flag, c.value, r.code, r.stderr, exitUsage)
+		}
+		os.Setenv(c.variable, c.value)
+		_, _, err := cdaemon.ParseEnv()
+		os.Unsetenv(c.variable)
+		variable := err == nil
+		if tool != c.ok || variable != c.ok {
+			t.Errorf("%q: cdaemonize %s accepts it: %v; %s accepts it: %v (%v); want %v for both",
+				c.value, c.flag, tool, c.variable, variable, err, c.ok)
 		}
 	}
 }
