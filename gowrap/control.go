@@ -120,7 +120,10 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 		pidfile = p
 	}
 	needPID := func() bool {
-		if pidfile == "" {
+		// In the daemon a start made (after the exec), the verb is
+		// being carried out, not asked for: a prefork worker runs
+		// main again, and its pid file is its master's.
+		if pidfile == "" && !inDaemon() {
 			fmt.Fprintf(stderr, "%s: %s needs a pid file: set Options.PIDFile or CDAEMON_PIDFILE\n", prog, cmd)
 			return false
 		}

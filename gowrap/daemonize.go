@@ -47,7 +47,9 @@ func (m Mode) String() string {
 //     process or INVOCATION_ID in the environment, as systemd sets them),
 //     or Options.Foreground or CDAEMON_FOREGROUND=1 asks for the
 //     foreground: nothing forks. The options are applied in-process and
-//     Ready notifies the supervisor. A parent pid of 1 is not taken as a
+//     Ready notifies the supervisor. With CDAEMON_LISTEN or
+//     CDAEMON_WORKERS, which only the constructor can do, the process
+//     execs in place into it with CDAEMON_FOREGROUND=1 (same pid). A parent pid of 1 is not taken as a
 //     sign of supervision: under systemd's Type=forking that guess hangs
 //     the start.
 //   - Otherwise the program decided to daemonize after it started (a -d
@@ -78,6 +80,12 @@ func Daemonize(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 		return newDaemon(opts, mode, nil), nil
+	case (cfg.Foreground || Supervisor() != "") && (cfg.Listen != "" || cfg.Workers > 0):
+		// Listeners and prefork exist only in the constructor, before
+		// the runtime: exec in place into it, in the foreground. The pid
+		// stays the same, so a supervisor's MAINPID holds.
+		cfg.Foreground = true
+		return nil, execSelf(cfg)
 	case cfg.Foreground || Supervisor() != "":
 		con := keepConsole(cfg.LogFile)
 		if err := applyInProcess(cfg, ""); err != nil {

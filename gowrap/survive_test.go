@@ -11,8 +11,8 @@ package gowrap_test
 // The table survivalChecks holds one check per variable, and the test
 // iterates over cdaemon.Variables(): a variable added to csrc/variables.h
 // without a check here fails the test. CDAEMON_FOREGROUND=1 is no
-// daemonizing start (nothing forks, and gowrap applies the settings
-// in-process): it has cases of its own. What gowrap is known to lose is
+// daemonizing start (nothing forks but prefork workers): it has cases of
+// its own. What gowrap is known to lose is
 // in knownGaps, with the evidence; those checks run too, and the test
 // fails once a gap closes, so that the entry goes.
 
@@ -235,7 +235,11 @@ func (tg *target) abs(p string) string {
 
 // constructor reports whether cdaemon's constructor made this process:
 // every path but the foreground one, which gowrap applies in-process.
-func (tg *target) constructor() bool { return !tg.c.want.Foreground }
+func (tg *target) constructor() bool {
+	// Listeners and prefork exist only in the constructor: gowrap execs
+	// into it, in the foreground, when either is set.
+	return !tg.c.want.Foreground || tg.c.want.Listen != "" || tg.c.want.Workers > 0
+}
 
 // fds is /proc/PID/fd of the target, read from outside.
 func (tg *target) fds(t reporter) map[int]string {
@@ -294,19 +298,7 @@ type survivalCheck func(t reporter, tg *target)
 // path drops) or "<path>/prefork" (a path that fails with workers). The
 // checks still run: what they find is logged instead of failing the
 // test, and once a gap closes the test fails until its entry is removed.
-var knownGaps = map[string]string{
-	// Control's run, and start or -d with CDAEMON_FOREGROUND=1, apply the
-	// settings in-process and never reach the constructor, which is the
-	// only implementation of listeners and of prefork.
-	"foreground/CDAEMON_LISTEN":       "the in-process foreground path binds no CDAEMON_LISTEN sockets (no LISTEN_FDS, fds 3 and 4 are not sockets)",
-	"foreground/CDAEMON_WORKERS":      "the in-process foreground path starts no prefork master and no workers",
-	"foreground/CDAEMON_STOP_TIMEOUT": "the in-process foreground path has no prefork master to apply it",
-	// Each worker runs main, so Control("restart") again; its pid file
-	// is the master's (cdaemon.PIDFile() is "" in a worker) and the
-	// constructor scrubbed CDAEMON_PIDFILE, so needPID refuses and every
-	// worker exits 64 before Ready.
-	pathRestart + "/prefork": "app restart with CDAEMON_WORKERS: each worker's Control(\"restart\") says \"restart needs a pid file\" and exits 64, so the restart fails",
-}
+var knownGaps = map[string]string{}
 
 // gap runs check on a recorder for the known gap key: the findings are
 // logged; a check that finds nothing fails the test (the gap closed).
@@ -457,7 +449,18 @@ func survivalChecks() map[string]survivalCheck {
 			if s != nil && tg.constructor() && s.Applied.Foreground != tg.c.want.Foreground {
 				tg.errorf(t, "CDAEMON_FOREGROUND", "applied %v, the operator set %v", s.Applied.Foreground, tg.c.want.Foreground)
 			}
-			forked := tg.pid != tg.launcher.pid()
+			self := tg.pid
+			if tg.role == roleWorker {
+				// A worker is forked by its master; the master is what
+				// did not fork.
+				st, err := proctest.ReadStat(tg.pid)
+				if err != nil {
+					t.Errorf("%v", err)
+					return
+				}
+				self = st.PPID
+			}
+			forked := self != tg.launcher.pid()
 			if tg.c.want.Foreground == forked {
 				tg.errorf(t, "CDAEMON_FOREGROUND", "set to %v, but the process the test started is %d and this one %d", tg.c.want.Foreground, tg.launcher.pid(), tg.pid)
 			}
@@ -603,10 +606,12 @@ func TestEveryVariableSurvivesEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	// CDAEMON_FOREGROUND=1 means no daemonizing start: nothing forks, and
-	// gowrap applies the settings in-process (the constructor never
-	// runs). It has its cases: app run, and app start and -d told to
-	// stay in the foreground, with every other variable set.
+	// CDAEMON_FOREGROUND=1 means no daemonizing start: nothing forks but
+	// prefork workers. With CDAEMON_LISTEN (set in every case) gowrap
+	// execs in place into the constructor, in the foreground; without
+	// it, gowrap applies the settings in-process (gowrap_test.go covers
+	// that path). Its cases: app run, and app start and -d told to stay
+	// in the foreground, with every other variable set.
 	for _, path := range []string{pathRun, pathStart, pathFlag} {
 		cases = append(cases, &survCase{path: path, workers: svWorkers, foreground: true})
 	}
@@ -674,9 +679,34 @@ func runSurvivalCase(t *testing.T, bin string, c *survCase, checks map[string]su
 	args := []string{c.path}
 
 	if c.foreground {
+		// Nothing forks but the prefork master's workers: the process
+		// started is the daemon, or the master, which publishes its pid
+		// when every worker is ready and says so on NOTIFY_SOCKET.
+		var notify *notifySocket
+		if c.workers > 0 {
+			notify = listenNotify(t, h, false)
+			env = append(env, notify.env)
+		}
 		p := launch(args...)
-		r := decodeSeen(t, h.expect(p, "ready"))
-		checkTarget(t, checks, &target{c: c, role: roleDaemon, pid: r.pid, seen: r, launcher: p, where: c.name})
+		n := max(c.workers, 1)
+		for range n {
+			r := decodeSeen(t, h.expect(p, "ready"))
+			tg := &target{c: c, role: roleDaemon, pid: r.pid, seen: r, launcher: p, where: c.name}
+			if r.Worker >= 0 {
+				tg.role, tg.where = roleWorker, fmt.Sprintf("%s worker[%d]", c.name, r.Worker)
+			}
+			checkTarget(t, checks, tg)
+		}
+		if c.workers > 0 {
+			mainpid := "MAINPID=" + strconv.Itoa(p.pid())
+			for {
+				d := notify.next()
+				if strings.Contains(d, "READY=1") && (!strings.Contains(d, "MAINPID=") || strings.Contains(d, mainpid)) {
+					break
+				}
+			}
+			checkTarget(t, checks, &target{c: c, role: roleMaster, pid: p.pid(), launcher: p, where: c.name + " master"})
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
