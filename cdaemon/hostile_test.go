@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -724,7 +725,9 @@ func TestHostileLogFile(t *testing.T) {
 		contains(t, "the log", string(b), "panic: testdaemon: boom before ready")
 	})
 	// An empty log file that was there before the start is not the
-	// start's to remove.
+	// start's to remove; it now says why the start failed, with the
+	// time (issue 13), and that line was not copied back to the
+	// launcher's stderr, which said it once.
 	t.Run("existing-empty-kept", func(t *testing.T) {
 		dir := t.TempDir()
 		logPath := filepath.Join(dir, "old.log")
@@ -733,8 +736,18 @@ func TestHostileLogFile(t *testing.T) {
 		}
 		l := hlaunch(t, hspec{mode: "fail", env: []string{"CDAEMON=1", "CDAEMON_LOG=" + logPath}, timeout: 60 * time.Second})
 		l.report()
-		l.expect(5)
-		assertEmptyFile(t, logPath, "the log file that existed before the start")
+		out := l.expect(5)
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamped := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z cdaemon: daemon \(pid \d+\) failed: config: port missing\n$`)
+		if !stamped.Match(b) {
+			t.Errorf("the log file that existed before the start holds %q, want only the failure with a timestamp", b)
+		}
+		if n := strings.Count(out, "failed: config: port missing"); n != 1 {
+			t.Errorf("the launcher printed the failure %d times, want once:\n%s", n, out)
+		}
 	})
 }
 

@@ -127,6 +127,9 @@ void cdaemon__fail_step(int code, const char *step, int err)
 
 /* primitives.c */
 long long cdaemon__now_ms(void); /* CLOCK_MONOTONIC */
+/* The wall clock in UTC, ISO 8601 with milliseconds ("...T14:30:00.123Z"),
+ * the stamp of every line cdaemon writes into a log file. */
+void cdaemon__timestamp(char *buf, size_t len);
 void cdaemon__describe_status(char *buf, size_t len, int status);
 int cdaemon__status_code(int status);
 ssize_t cdaemon__read_text(const char *path, char *buf, size_t len);

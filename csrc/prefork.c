@@ -69,19 +69,15 @@ static size_t argv_len;
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
 {
-	char msg[1024], stamp[32];
-	struct timespec ts;
-	struct tm tm;
+	char msg[1024], stamp[40];
 	va_list ap;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	cdaemon__timestamp(stamp, sizeof stamp);
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	cdaemon__print(2, "%s.%03ldZ cdaemon master[%ld]: %s\n", stamp,
-		       ts.tv_nsec / 1000000, (long)master_pid, msg);
+	cdaemon__print(2, "%s cdaemon master[%ld]: %s\n", stamp,
+		       (long)master_pid, msg);
 }
 
 static void find_argv_area(void)

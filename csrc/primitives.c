@@ -147,6 +147,18 @@ int cdaemon__read_stat(int first, int last, unsigned long *out)
 	return p != NULL ? 0 : -1;
 }
 
+void cdaemon__timestamp(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char sec[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03ldZ", sec, ts.tv_nsec / 1000000);
+}
+
 long long cdaemon__now_ms(void)
 {
 	struct timespec ts;

@@ -137,6 +137,23 @@ static void ready_exit(struct launcher *l, off_t end)
 	_exit(CDAEMON_EXIT_READY);
 }
 
+/* Why the start failed, also in the log file, with the time (issue 13):
+ * whoever reads the log, not the launcher's stderr, learns it too. After
+ * the relay is done, so that the launcher does not copy it back; through
+ * the launcher's own fd to the file opened at the start, never the path
+ * again. A created log the failed start left empty was removed by then:
+ * the line goes into the unlinked file, and none is left behind. */
+static void log_why(const char *msg)
+{
+	int fd = cdaemon__state.log_fd;
+	char stamp[40];
+
+	if (fd < 0 || cdaemon__is_dev_null(fd))
+		return;
+	cdaemon__timestamp(stamp, sizeof stamp);
+	cdaemon__print(fd, "%s %s\n", stamp, msg);
+}
+
 /* A failed start: everything it created is killed and reaped, the output
  * it produced shown, the files it made removed; then why, and the code. */
 static void give_up(struct launcher *l, int code, const char *fmt, ...)
@@ -153,6 +170,7 @@ static void give_up(struct launcher *l, int code, const char *fmt, ...)
 	cdaemon__relay_finish(&l->relay, -1, flush_until(l));
 	cdaemon__undo_start();
 	cdaemon__relay_say(&l->relay, "%s\n", msg);
+	log_why(msg);
 	_exit(code);
 }
 
