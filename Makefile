@@ -105,7 +105,7 @@ vet: csrc-hash
 	@mkdir -p $(BUILD); rc=0; \
 	$(GO) vet ./... && (cd bench && $(GO) vet ./...) || rc=1; \
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; rc=1; }; \
-	$(call record,vet and gofmt,$$rc); exit $$rc
+	$(call record,vet+gofmt,$$rc); exit $$rc
 
 # staticcheck comes from the network once (go install) if it is missing;
 # .ci/run installs it first.
@@ -143,7 +143,8 @@ TEST_STEPS := test-c test-first-hour vet staticcheck test-go test-bench test-fuz
 test: lib
 	@rm -f $(SUMMARY); rc=0; \
 	for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || rc=1; done; \
-	awk '{ p += $$2; f += $$4 } END { printf "%d passed, %d failed (C, Go and bench tests and subtests, scripts, checks)\n", p, f; exit f > 0 }' $(SUMMARY) || rc=1; \
+	awk '{ for (i = 2; i <= NF; i++) { if ($$i == "passed,") p += $$(i-1); if ($$i == "failed") f += $$(i-1) } } \
+		END { printf "%d passed, %d failed (C, Go and bench tests and subtests, scripts, checks)\n", p, f; exit f > 0 }' $(SUMMARY) || rc=1; \
 	test $$(wc -l < $(SUMMARY)) -eq $(words $(TEST_STEPS)) || { echo "make test: a step left no count (see above)"; rc=1; }; \
 	exit $$rc
 
