@@ -122,7 +122,7 @@ func Supervisor() string {
 // /proc/self/exe when that path is gone (a deleted or moved binary),
 // which exec's the same file but names the process "exe".
 func execSelf(cfg cdaemon.Config) error {
-	env := environ(os.Environ(), cfg, true)
+	env := environ(os.Environ(), cfg)
 	path := "/proc/self/exe"
 	if exe, err := os.Executable(); err == nil {
 		if a, err := os.Stat(exe); err == nil {

@@ -90,8 +90,8 @@ func (o *Options) settings() (cdaemon.Config, error) {
 
 // environ renders c as the CDAEMON* environment of a re-executed image,
 // on top of base without any CDAEMON* entry, with the trigger CDAEMON=1
-// when trigger is set.
-func environ(base []string, c cdaemon.Config, trigger bool) []string {
+// for the constructor of that image.
+func environ(base []string, c cdaemon.Config) []string {
 	out := make([]string, 0, len(base)+12)
 	for _, kv := range base {
 		if k, _, _ := strings.Cut(kv, "="); k == "CDAEMON" || strings.HasPrefix(k, "CDAEMON_") {
@@ -104,9 +104,7 @@ func environ(base []string, c cdaemon.Config, trigger bool) []string {
 			out = append(out, k+"="+v)
 		}
 	}
-	if trigger {
-		add("CDAEMON", "1")
-	}
+	add("CDAEMON", "1")
 	add("CDAEMON_PIDFILE", c.PIDFile)
 	add("CDAEMON_LOG", c.LogFile)
 	add("CDAEMON_DIR", c.Dir)

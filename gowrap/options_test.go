@@ -175,23 +175,23 @@ func TestEnviron(t *testing.T) {
 		PIDFile: "/a.pid", LogFile: "/a.log", Dir: "/srv", Umask: 0o7, Timeout: 90 * time.Second,
 		KeepFDs: []int{3, 4}, NoClose: true, User: "u", Group: "g",
 	}
-	got := environ(base, c, true)
+	got := environ(base, c)
 	want := []string{
 		"PATH=/bin", "CDAEMONX=keep", "HOME=/root", "XCDAEMON_LOG=keep",
 		"CDAEMON=1", "CDAEMON_PIDFILE=/a.pid", "CDAEMON_LOG=/a.log", "CDAEMON_DIR=/srv", "CDAEMON_UMASK=007",
 		"CDAEMON_TIMEOUT=1m30s", "CDAEMON_KEEP_FDS=3,4", "CDAEMON_NOCLOSE=1", "CDAEMON_USER=u", "CDAEMON_GROUP=g",
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("environ(trigger) =\n%q\nwant\n%q", got, want)
+		t.Errorf("environ =\n%q\nwant\n%q", got, want)
 	}
-	// Without the trigger, and nothing for unset fields.
-	got = environ(base, cdaemon.Config{Umask: -1, PIDFile: "/a.pid"}, false)
-	want = []string{"PATH=/bin", "CDAEMONX=keep", "HOME=/root", "XCDAEMON_LOG=keep", "CDAEMON_PIDFILE=/a.pid"}
+	// Nothing for unset fields.
+	got = environ(base, cdaemon.Config{Umask: -1, PIDFile: "/a.pid"})
+	want = []string{"PATH=/bin", "CDAEMONX=keep", "HOME=/root", "XCDAEMON_LOG=keep", "CDAEMON=1", "CDAEMON_PIDFILE=/a.pid"}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("environ(no trigger) =\n%q\nwant\n%q", got, want)
+		t.Errorf("environ(unset fields) =\n%q\nwant\n%q", got, want)
 	}
-	if got := environ(nil, cdaemon.Config{Umask: 0}, false); !reflect.DeepEqual(got, []string{"CDAEMON_UMASK=000"}) {
-		t.Errorf("umask 0: %q, want CDAEMON_UMASK=000", got)
+	if got := environ(nil, cdaemon.Config{Umask: 0}); !reflect.DeepEqual(got, []string{"CDAEMON=1", "CDAEMON_UMASK=000"}) {
+		t.Errorf("umask 0: %q, want CDAEMON=1 CDAEMON_UMASK=000", got)
 	}
 }
 
@@ -204,7 +204,7 @@ func TestEnvironRoundTrip(t *testing.T) {
 		{Umask: 0, NoClose: true, Timeout: 2 * time.Hour},
 	} {
 		clearCDAEMON(t)
-		for _, kv := range environ(nil, c, false) {
+		for _, kv := range environ(nil, c) {
 			k, v, _ := strings.Cut(kv, "=")
 			t.Setenv(k, v)
 		}
@@ -349,13 +349,13 @@ func TestEveryVariableSurvives(t *testing.T) {
 				t.Fatal(err)
 			}
 			found := ""
-			for _, kv := range environ(nil, c, true) {
+			for _, kv := range environ(nil, c) {
 				if k, val, _ := strings.Cut(kv, "="); k == v.Name {
 					found = val
 				}
 			}
 			if found == "" {
-				t.Fatalf("%s=%s set by the operator is missing from the re-executed daemon's environment %q", v.Name, v.Sample, environ(nil, c, true))
+				t.Fatalf("%s=%s set by the operator is missing from the re-executed daemon's environment %q", v.Name, v.Sample, environ(nil, c))
 			}
 			// What arrives parses to what the operator meant.
 			clearCDAEMON(t)

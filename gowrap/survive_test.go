@@ -12,9 +12,7 @@ package gowrap_test
 // iterates over cdaemon.Variables(): a variable added to csrc/variables.h
 // without a check here fails the test. CDAEMON_FOREGROUND=1 is no
 // daemonizing start (nothing forks but prefork workers): it has cases of
-// its own. What gowrap is known to lose is
-// in knownGaps, with the evidence; those checks run too, and the test
-// fails once a gap closes, so that the entry goes.
+// its own.
 
 import (
 	"encoding/json"
@@ -261,19 +259,10 @@ func (tg *target) status(t reporter, key string) string {
 	return s[key]
 }
 
-// reporter is what a check reports to: the test, or a recorder for a
-// known gap.
+// reporter is what a check reports to (a *testing.T).
 type reporter interface {
 	Helper()
 	Errorf(format string, a ...any)
-}
-
-// recorder is a reporter that keeps what it is told.
-type recorder struct{ msgs []string }
-
-func (r *recorder) Helper() {}
-func (r *recorder) Errorf(format string, a ...any) {
-	r.msgs = append(r.msgs, fmt.Sprintf(format, a...))
 }
 
 // readPIDFile is the pid a pid file holds, or 0 and why not.
@@ -292,26 +281,6 @@ func readPIDFile(path string) (int, error) {
 // survivalCheck checks one variable in one process: inside (what it
 // reported; skipped for the master) and outside (/proc).
 type survivalCheck func(t reporter, tg *target)
-
-// knownGaps are what gowrap is known to lose, each with its evidence,
-// keyed "foreground/<variable>" (a variable the in-process foreground
-// path drops) or "<path>/prefork" (a path that fails with workers). The
-// checks still run: what they find is logged instead of failing the
-// test, and once a gap closes the test fails until its entry is removed.
-var knownGaps = map[string]string{}
-
-// gap runs check on a recorder for the known gap key: the findings are
-// logged; a check that finds nothing fails the test (the gap closed).
-func gap(t *testing.T, key string, tg *target, check survivalCheck) {
-	t.Helper()
-	var rec recorder
-	check(&rec, tg)
-	if len(rec.msgs) == 0 {
-		t.Errorf("known gap %q is closed (%s passes): remove it from knownGaps", key, tg.where)
-		return
-	}
-	t.Logf("known gap (issue 12) %s: %s; the check says: %s", key, knownGaps[key], strings.Join(rec.msgs, "; "))
-}
 
 func survivalChecks() map[string]survivalCheck {
 	return map[string]survivalCheck{
@@ -742,14 +711,6 @@ func runSurvivalCase(t *testing.T, bin string, c *survCase, checks map[string]su
 		k := h.adopt(daemonOf(t, c, old))
 		var code int
 		l, rs, code = start(args...)
-		key := pathRestart + "/prefork"
-		if _, known := knownGaps[key]; known && c.workers > 0 {
-			if code == 0 {
-				t.Errorf("known gap %q is closed (the restart exited 0): remove it from knownGaps", key)
-			} else {
-				t.Skipf("known gap (issue 12) %s: %s. The restart exited %d:\n%s", key, knownGaps[key], code, l.output())
-			}
-		}
 		if code != 0 {
 			t.Fatalf("%v exited %d, want 0. Output:\n%s", args, code, l.output())
 		}
@@ -856,11 +817,6 @@ func checkTarget(t *testing.T, checks map[string]survivalCheck, tg *target) {
 		check := checks[v.Name]
 		if check == nil {
 			continue // reported once, by the test
-		}
-		key := "foreground/" + v.Name
-		if _, known := knownGaps[key]; known && tg.c.foreground && tg.c.set[v.Name] {
-			gap(t, key, tg, check)
-			continue
 		}
 		check(t, tg)
 	}
