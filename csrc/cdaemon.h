@@ -108,6 +108,22 @@ CDAEMON_API const struct cdaemon_config *cdaemon_applied_config(void);
 CDAEMON_API const char *cdaemon_launch_dir(void);
 
 /*
+ * How messages name the program and its settings. By default they start
+ * "cdaemon: " and name a setting by its variable (CDAEMON_USER="x"),
+ * which is what an operator of the constructor typed. A tool that takes
+ * its settings from a command line (cdaemonize) names itself and the
+ * option instead, so that a bad `-u x` is reported as `-u "x"`, not as a
+ * variable the user never set (issue 13). Both copy their argument (at
+ * most 63 bytes) and are meant to be called before cdaemon_start().
+ * cdaemon_set_option_name returns -1 with errno EINVAL when variable is
+ * not a CDAEMON_* name of the README's table, or option is empty or long;
+ * option NULL names the variable again.
+ */
+CDAEMON_API void cdaemon_set_program_name(const char *name);
+CDAEMON_API int cdaemon_set_option_name(const char *variable,
+					const char *option);
+
+/*
  * The full sequence. Returns 0 in the daemon, which must then call
  * cdaemon_ready() or cdaemon_fail(). The launcher never returns: it exits
  * with the status described above. Before anything forks, a bad

@@ -160,23 +160,9 @@ static int parse_flag(const char *s, int *flag)
 static int bad(char *err, size_t errlen, const char *name, const char *value,
 	       const char *want)
 {
-	snprintf(err, errlen, "cdaemon: %s=\"%s\": %s", name, value, want);
+	snprintf(err, errlen, "%s: %s=\"%s\": %s", cdaemon__prog(), name,
+		 value, want);
 	return -1;
-}
-
-#define CDAEMON_VARIABLE_ENTRY(name, format, dflt, meaning, sample)          \
-	{name, format, dflt, meaning, sample},
-const struct cdaemon_variable cdaemon__variables[] = {
-	CDAEMON_VARIABLES(CDAEMON_VARIABLE_ENTRY)};
-const int cdaemon__nvariables =
-	(int)(sizeof cdaemon__variables / sizeof cdaemon__variables[0]);
-
-static int known(const char *name)
-{
-	for (int i = 0; i < cdaemon__nvariables; i++)
-		if (strcmp(cdaemon__variables[i].name, name) == 0)
-			return 1;
-	return 0;
 }
 
 int cdaemon_config_from_env(struct cdaemon_config *cfg, char *err,
@@ -207,9 +193,9 @@ int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
 		size_t nlen = (size_t)(eq - entry);
 		if (nlen >= sizeof name) {
 			snprintf(err, errlen,
-				 "cdaemon: unknown variable %.*s (see the "
+				 "%s: unknown variable %.*s (see the "
 				 "README for the CDAEMON_* names)",
-				 (int)nlen, entry);
+				 cdaemon__prog(), (int)nlen, entry);
 			return -1;
 		}
 		memcpy(name, entry, nlen);
@@ -217,11 +203,11 @@ int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
 		const char *v = eq + 1;
 		const char *key = name + 8;
 
-		if (!known(name)) {
+		if (cdaemon__variable_index(name) < 0) {
 			snprintf(err, errlen,
-				 "cdaemon: unknown variable %s (see the "
+				 "%s: unknown variable %s (see the "
 				 "README for the CDAEMON_* names)",
-				 name);
+				 cdaemon__prog(), name);
 			return -1;
 		}
 
@@ -285,18 +271,18 @@ int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
 			/* In variables.h but not handled here: a test catches
 			 * it, this says it at run time too. */
 			snprintf(err, errlen,
-				 "cdaemon: %s is in variables.h but the parser "
+				 "%s: %s is in variables.h but the parser "
 				 "does not handle it",
-				 name);
+				 cdaemon__prog(), name);
 			return -1;
 		}
 	}
 	if (cfg->noclose && cfg->logfile != NULL) {
 		snprintf(err, errlen,
-			 "cdaemon: CDAEMON_NOCLOSE=1 and CDAEMON_LOG=\"%s\" "
+			 "%s: CDAEMON_NOCLOSE=1 and CDAEMON_LOG=\"%s\" "
 			 "conflict: noclose keeps stdout and stderr as they "
 			 "are",
-			 cfg->logfile);
+			 cdaemon__prog(), cfg->logfile);
 		return -1;
 	}
 	return 0;

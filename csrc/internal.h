@@ -63,6 +63,13 @@ struct cdaemon_state {
 /* state.c: the one definition, and the public functions that read it. */
 extern struct cdaemon_state cdaemon__state;
 void cdaemon__record_stage(int stage);
+/* How messages name the program ("cdaemon" unless a tool said otherwise)
+ * and a setting: cdaemon__subject("CDAEMON_USER", "x") is CDAEMON_USER="x"
+ * for the constructor, -u "x" for cdaemonize. The result lives in one of
+ * four static buffers, so that one message may hold a few subjects. */
+const char *cdaemon__prog(void);
+const char *cdaemon__setting(const char *variable);
+const char *cdaemon__subject(const char *variable, const char *value);
 
 /* Records between the children and the launcher, one per SOCK_SEQPACKET
  * message. The types are distinct magic numbers so that a desync shows. */
@@ -160,12 +167,15 @@ void cdaemon__undo_start(void);
 void cdaemon__kill_tree(pid_t daemon);
 
 
-/* config.c: the table of variables.h, for the Go binding and tests. */
+/* state.c: the table of variables.h, for the parser, the names in
+ * messages, the Go binding and tests. */
 struct cdaemon_variable {
 	const char *name, *format, *dflt, *meaning, *sample;
 };
 extern const struct cdaemon_variable cdaemon__variables[];
 extern const int cdaemon__nvariables;
+/* The index of NAME in the table, or -1. */
+int cdaemon__variable_index(const char *name);
 
 int cdaemon__parse_duration_ms(const char *s, long long *ms);
 int cdaemon__parse_umask(const char *s, int *mask);

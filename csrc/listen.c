@@ -155,8 +155,8 @@ static int check_item(const char *s, size_t len, void *arg)
 		why = "too many sockets";
 	else if (parse_item(s, len, &sp, &why) == 0)
 		return 0;
-	snprintf(c->err, c->errlen, "cdaemon: CDAEMON_LISTEN item \"%.*s\": %s",
-		 (int)len, s, why);
+	snprintf(c->err, c->errlen, "%s: CDAEMON_LISTEN item \"%.*s\": %s",
+		 cdaemon__prog(), (int)len, s, why);
 	return -1;
 }
 
@@ -238,8 +238,8 @@ static int bind_item(const char *s, size_t len, void *arg)
 	int fd = -1;
 
 	if (parse_item(s, len, &sp, &why) < 0) {
-		snprintf(b->err, b->errlen, "cdaemon: CDAEMON_LISTEN item \"%.*s\": %s",
-			 (int)len, s, why);
+		snprintf(b->err, b->errlen, "%s: CDAEMON_LISTEN item \"%.*s\": %s",
+			 cdaemon__prog(), (int)len, s, why);
 		b->code = CDAEMON_EXIT_USAGE;
 		return -1;
 	}
@@ -283,8 +283,8 @@ static int bind_item(const char *s, size_t len, void *arg)
 		}
 		if (r != 0) {
 			snprintf(b->err, b->errlen,
-				 "cdaemon: CDAEMON_LISTEN item \"%.*s\": %s",
-				 (int)len, s, gai_strerror(r));
+				 "%s: CDAEMON_LISTEN item \"%.*s\": %s",
+				 cdaemon__prog(), (int)len, s, gai_strerror(r));
 			b->code = CDAEMON_EXIT_USAGE;
 			return -1;
 		}
@@ -321,8 +321,8 @@ fail:;
 	int e = errno;
 	if (fd >= 0)
 		close(fd);
-	snprintf(b->err, b->errlen, "cdaemon: %s %.*s: %s", step, (int)len, s,
-		 strerror(e));
+	snprintf(b->err, b->errlen, "%s: %s %.*s: %s", cdaemon__prog(), step,
+		 (int)len, s, strerror(e));
 	b->code = e == EACCES || e == EADDRINUSE || e == EADDRNOTAVAIL
 			  ? CDAEMON_EXIT_UNAVAILABLE
 			  : CDAEMON_EXIT_OSERR;
@@ -503,38 +503,38 @@ static int parse_activation(char *err, size_t errlen)
 		return 0;
 	if (parse_decimal(pid, INT_MAX, &p) < 0 || p == 0)
 		return activation_error(err, errlen, EINVAL,
-					"cdaemon: LISTEN_PID=\"%s\": want a "
+					"%s: LISTEN_PID=\"%s\": want a "
 					"process id",
-					pid);
+					cdaemon__prog(), pid);
 	if ((pid_t)p != getpid())
 		return 0; /* our parent's, say: not ours to take */
 	if (fds == NULL || *fds == '\0')
 		return 0;
 	if (parse_decimal(fds, LONG_MAX, &n) < 0)
 		return activation_error(err, errlen, EINVAL,
-					"cdaemon: LISTEN_FDS=\"%s\": want a "
+					"%s: LISTEN_FDS=\"%s\": want a "
 					"count of sockets from 0 to %d",
-					fds, CDAEMON_MAX_LISTEN);
+					cdaemon__prog(), fds, CDAEMON_MAX_LISTEN);
 	if (n > CDAEMON_MAX_LISTEN)
 		return activation_error(err, errlen, EINVAL,
-					"cdaemon: LISTEN_FDS=\"%s\": at most %d "
+					"%s: LISTEN_FDS=\"%s\": at most %d "
 					"sockets",
-					fds, CDAEMON_MAX_LISTEN);
+					cdaemon__prog(), fds, CDAEMON_MAX_LISTEN);
 	for (int fd = 3; fd < 3 + n; fd++)
 		if (fcntl(fd, F_GETFD) < 0)
 			return activation_error(err, errlen, EBADF,
-						"cdaemon: LISTEN_FDS=\"%s\": fd "
+						"%s: LISTEN_FDS=\"%s\": fd "
 						"%d is not open",
-						fds, fd);
+						cdaemon__prog(), fds, fd);
 	/* Ours now: a program we exec must not find them open (the
 	 * variables that would describe them to it are gone, or name us). */
 	for (int fd = 3; fd < 3 + n; fd++) {
 		int flags = fcntl(fd, F_GETFD);
 		if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
 			return activation_error(err, errlen, errno,
-						"cdaemon: LISTEN_FDS: fd %d: "
+						"%s: LISTEN_FDS: fd %d: "
 						"close-on-exec: %s",
-						fd, strerror(errno));
+						cdaemon__prog(), fd, strerror(errno));
 	}
 	record_activated_names(&cdaemon__state, (int)n,
 			       getenv("LISTEN_FDNAMES"));

@@ -55,15 +55,16 @@ int cdaemon__resolve_ids(const char *user, const char *group,
 			ids->uid = (uid_t)n;
 		} else if (parse_id(user, &n) == 0) {
 			snprintf(err, errlen,
-				 "cdaemon: CDAEMON_USER=\"%s\": no such user "
-				 "in the passwd database; a number alone "
-				 "needs CDAEMON_GROUP too",
-				 user);
+				 "%s: %s: no such user in the passwd "
+				 "database; a number alone needs %s too",
+				 cdaemon__prog(),
+				 cdaemon__subject("CDAEMON_USER", user),
+				 cdaemon__setting("CDAEMON_GROUP"));
 			return -1;
 		} else {
-			snprintf(err, errlen,
-				 "cdaemon: CDAEMON_USER=\"%s\": no such user",
-				 user);
+			snprintf(err, errlen, "%s: %s: no such user",
+				 cdaemon__prog(),
+				 cdaemon__subject("CDAEMON_USER", user));
 			return -1;
 		}
 	}
@@ -74,9 +75,9 @@ int cdaemon__resolve_ids(const char *user, const char *group,
 		} else if (parse_id(group, &n) == 0) {
 			ids->gid = (gid_t)n;
 		} else {
-			snprintf(err, errlen,
-				 "cdaemon: CDAEMON_GROUP=\"%s\": no such group",
-				 group);
+			snprintf(err, errlen, "%s: %s: no such group",
+				 cdaemon__prog(),
+				 cdaemon__subject("CDAEMON_GROUP", group));
 			return -1;
 		}
 	}
@@ -86,27 +87,30 @@ int cdaemon__resolve_ids(const char *user, const char *group,
 	if (geteuid() != 0) {
 		if (ids->uid != geteuid()) {
 			snprintf(err, errlen,
-				 "cdaemon: CDAEMON_USER=\"%s\": only root can "
-				 "run a daemon as another user (this is uid "
-				 "%ld)",
-				 user ? user : "", (long)geteuid());
+				 "%s: %s: only root can run a daemon as "
+				 "another user (this is uid %ld)",
+				 cdaemon__prog(),
+				 cdaemon__subject("CDAEMON_USER", user),
+				 (long)geteuid());
 			return -1;
 		}
 		if (ids->gid != getegid() && group != NULL) {
 			snprintf(err, errlen,
-				 "cdaemon: CDAEMON_GROUP=\"%s\": only root can "
-				 "run a daemon as another group (this is gid "
-				 "%ld)",
-				 group, (long)getegid());
+				 "%s: %s: only root can run a daemon as "
+				 "another group (this is gid %ld)",
+				 cdaemon__prog(),
+				 cdaemon__subject("CDAEMON_GROUP", group),
+				 (long)getegid());
 			return -1;
 		}
 		if (ids->gid != getegid()) {
 			snprintf(err, errlen,
-				 "cdaemon: CDAEMON_USER=\"%s\": its group (gid "
-				 "%ld) is not ours, and only root can switch "
-				 "groups (this is gid %ld)",
-				 user ? user : "", (long)ids->gid,
-				 (long)getegid());
+				 "%s: %s: its group (gid %ld) is not ours, "
+				 "and only root can switch groups (this is "
+				 "gid %ld)",
+				 cdaemon__prog(),
+				 cdaemon__subject("CDAEMON_USER", user),
+				 (long)ids->gid, (long)getegid());
 			return -1;
 		}
 		ids->set = 0;

@@ -183,9 +183,9 @@ static void died(struct launcher *l, int child_status)
 	if (l->daemon <= 0) {
 		cdaemon__describe_status(what, sizeof what, child_status);
 		give_up(l, CDAEMON_EXIT_SOFTWARE,
-			"cdaemon: first child (pid %ld) %s before forking the "
+			"%s: first child (pid %ld) %s before forking the "
 			"daemon",
-			(long)l->child, what);
+			cdaemon__prog(), (long)l->child, what);
 	}
 	int status = peek_status(l->daemon);
 	int code = CDAEMON_EXIT_SOFTWARE;
@@ -195,8 +195,8 @@ static void died(struct launcher *l, int child_status)
 		cdaemon__describe_status(what, sizeof what, status);
 		code = cdaemon__status_code(status);
 	}
-	give_up(l, code, "cdaemon: daemon (pid %ld) %s before it was ready%s",
-		(long)l->daemon, what,
+	give_up(l, code, "%s: daemon (pid %ld) %s before it was ready%s",
+		cdaemon__prog(), (long)l->daemon, what,
 		status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0
 			? " (it never called Ready)"
 			: "");
@@ -233,8 +233,8 @@ static void on_message(struct launcher *l, int child_status)
 		if (l->exec_mode > 1)
 			ready_exit(l, -1);
 		give_up(l, CDAEMON_EXIT_SOFTWARE,
-			"cdaemon: garbled message from the daemon (%zd bytes)",
-			got);
+			"%s: garbled message from the daemon (%zd bytes)",
+			cdaemon__prog(), got);
 	}
 	switch (m.type) {
 	case CDAEMON_MSG_EXEC:
@@ -255,8 +255,8 @@ static void on_message(struct launcher *l, int child_status)
 		give_up(l, m.code ? m.code : 1, "%.*s", (int)m.len, m.text);
 	}
 	cdaemon__relay_say(&l->relay,
-			   "cdaemon: unknown message type %#x from the daemon\n",
-			   m.type);
+			   "%s: unknown message type %#x from the daemon\n",
+			   cdaemon__prog(), m.type);
 }
 
 /* sd_notify(3) datagrams for an exec'd program: READY=1 on a line. */
@@ -366,14 +366,15 @@ void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 		int n = ppoll(pfd, 5, &ts, &waitmask);
 		if (n < 0 && errno != EINTR)
 			give_up(&l, CDAEMON_EXIT_OSERR,
-				"cdaemon: wait for the daemon: %s",
-				strerror(errno));
+				"%s: wait for the daemon: %s",
+				cdaemon__prog(), strerror(errno));
 		if (got_signal) {
 			int sig = got_signal;
 			give_up(&l, 128 + sig,
-				"cdaemon: got signal %d (%s) before the daemon "
+				"%s: got signal %d (%s) before the daemon "
 				"was ready; killed it (pid %ld)",
-				sig, strsignal(sig), (long)l.daemon);
+				cdaemon__prog(), sig, strsignal(sig),
+				(long)l.daemon);
 		}
 		/* Messages before death: a FAIL sent just before exiting must
 		 * win over the exit it explains. */
@@ -399,9 +400,9 @@ void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 		}
 		if (cdaemon__now_ms() >= l.deadline)
 			give_up(&l, CDAEMON_EXIT_TIMEOUT,
-				"cdaemon: daemon (pid %ld) not ready after "
+				"%s: daemon (pid %ld) not ready after "
 				"%lld ms; killed it",
-				(long)l.daemon, l.timeout_ms);
+				cdaemon__prog(), (long)l.daemon, l.timeout_ms);
 	}
 }
 
@@ -444,7 +445,8 @@ int cdaemon_exec(const char *file, char *const argv[], int notify_fd,
 		return -1;
 	execvp(file, argv);
 	int e = errno;
-	snprintf(text, sizeof text, "cdaemon: exec %s: %s", file, strerror(e));
+	snprintf(text, sizeof text, "%s: exec %s: %s", cdaemon__prog(), file,
+		 strerror(e));
 	if (notify_fd >= 0)
 		close(notify_fd);
 	fail_text(e == ENOENT ? 127 : 126, text);
@@ -518,8 +520,9 @@ void cdaemon_fail(int code, const char *msg)
 	if (code < 1 || code > 255)
 		code = 1;
 	if (cdaemon__state.daemonized && !cdaemon__state.foreground)
-		snprintf(text, sizeof text, "cdaemon: daemon (pid %ld) failed: %s",
-			 (long)getpid(), msg ? msg : "(no message)");
+		snprintf(text, sizeof text, "%s: daemon (pid %ld) failed: %s",
+			 cdaemon__prog(), (long)getpid(),
+			 msg ? msg : "(no message)");
 	else
 		snprintf(text, sizeof text, "%s", msg ? msg : "(no message)");
 	fail_text(code, text);
@@ -530,7 +533,8 @@ void cdaemon__fail_step(int code, const char *step, int err)
 {
 	char text[CDAEMON_MSG_TEXT_MAX];
 
-	snprintf(text, sizeof text, "cdaemon: %s: %s", step, strerror(err));
+	snprintf(text, sizeof text, "%s: %s: %s", cdaemon__prog(), step,
+		 strerror(err));
 	fail_text(code, text);
 	cdaemon_exit(code);
 }

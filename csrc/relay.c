@@ -120,12 +120,13 @@ static void fill(struct cdaemon_relay *r, off_t end)
 	if (r->cut) {
 		/* Once what was copied has gone out: one line, once. */
 		if (!r->noted) {
-			char note[160];
+			char note[224];
 			/* On a line of its own, even if the cut was not. */
 			int len = snprintf(note, sizeof note,
-					   "%scdaemon: start-up output cut at "
+					   "%s%s: start-up output cut at "
 					   "%lld bytes%s\n",
 					   r->mid_line ? "\n" : "",
+					   cdaemon__prog(),
 					   (long long)CDAEMON_RELAY_CAP,
 					   r->kind == CDAEMON_RELAY_LOG
 						   ? " (the log file has all "
@@ -256,11 +257,11 @@ void cdaemon__relay_say(struct cdaemon_relay *r, const char *fmt, ...)
 	if ((size_t)n >= sizeof buf)
 		n = sizeof buf - 1;
 	if (r->stuck || r->dropped > 0) {
-		char note[128];
+		char note[192];
 		int m = snprintf(note, sizeof note,
-				 "cdaemon: stderr did not take the start-up "
+				 "%s: stderr did not take the start-up "
 				 "output: %lld bytes dropped\n",
-				 r->dropped);
+				 cdaemon__prog(), r->dropped);
 		(void)write_guarded(r->out, note, (size_t)m);
 		r->dropped = 0;
 	}

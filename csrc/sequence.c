@@ -51,7 +51,8 @@ extern char **environ;
 static void die(int code, const char *step, int err) __attribute__((noreturn));
 static void die(int code, const char *step, int err)
 {
-	cdaemon__print(2, "cdaemon: %s: %s\n", step, strerror(err));
+	cdaemon__print(2, "%s: %s: %s\n", cdaemon__prog(), step,
+		       strerror(err));
 	cdaemon__undo_start();
 	_exit(code);
 }
@@ -213,9 +214,9 @@ static void validate(const struct cdaemon_config *cfg,
 	*nkeep = 0;
 	for (int i = 0; i < cfg->nkeep_fds; i++) {
 		if (cfg->keep_fds[i] < 0 || fcntl(cfg->keep_fds[i], F_GETFD) < 0) {
-			cdaemon__print(2,
-				       "cdaemon: CDAEMON_KEEP_FDS: fd %d is "
-				       "not open\n",
+			cdaemon__print(2, "%s: %s: fd %d is not open\n",
+				       cdaemon__prog(),
+				       cdaemon__setting("CDAEMON_KEEP_FDS"),
 				       cfg->keep_fds[i]);
 			_exit(CDAEMON_EXIT_USAGE);
 		}
@@ -232,11 +233,14 @@ static void validate(const struct cdaemon_config *cfg,
 	for (int i = 0; i < cfg->nkeep_fds; i++) {
 		if (cfg->keep_fds[i] >= 3 && cfg->keep_fds[i] < 3 + nlisten) {
 			cdaemon__print(2,
-				       "cdaemon: CDAEMON_KEEP_FDS: fd %d would "
-				       "be taken by the %d CDAEMON_LISTEN "
-				       "sockets at fd 3 on; keep fds from %d "
-				       "up\n",
-				       cfg->keep_fds[i], nlisten, 3 + nlisten);
+				       "%s: %s: fd %d would be taken by the "
+				       "%d %s sockets at fd 3 on; keep fds "
+				       "from %d up\n",
+				       cdaemon__prog(),
+				       cdaemon__setting("CDAEMON_KEEP_FDS"),
+				       cfg->keep_fds[i], nlisten,
+				       cdaemon__setting("CDAEMON_LISTEN"),
+				       3 + nlisten);
 			_exit(CDAEMON_EXIT_USAGE);
 		}
 	}
@@ -247,20 +251,22 @@ static void validate(const struct cdaemon_config *cfg,
 	}
 	if (cfg->pidfile && cdaemon__absolute(cfg->pidfile, st->pidfile,
 				     sizeof st->pidfile) < 0)
-		die(CDAEMON_EXIT_USAGE, "CDAEMON_PIDFILE", errno);
+		die(CDAEMON_EXIT_USAGE, cdaemon__setting("CDAEMON_PIDFILE"),
+		    errno);
 	if (cfg->logfile && cdaemon__absolute(cfg->logfile, st->logfile,
 				     sizeof st->logfile) < 0)
-		die(CDAEMON_EXIT_USAGE, "CDAEMON_LOG", errno);
+		die(CDAEMON_EXIT_USAGE, cdaemon__setting("CDAEMON_LOG"),
+		    errno);
 	/* The pid file would be truncated to a pid, and removed at exit. */
 	struct stat pst, lst;
 	if (st->pidfile[0] && st->logfile[0] &&
 	    (strcmp(st->pidfile, st->logfile) == 0 ||
 	     (stat(st->pidfile, &pst) == 0 && stat(st->logfile, &lst) == 0 &&
 	      pst.st_dev == lst.st_dev && pst.st_ino == lst.st_ino))) {
-		cdaemon__print(2,
-			       "cdaemon: CDAEMON_PIDFILE=\"%s\": %s is the log "
-			       "file (CDAEMON_LOG)\n",
-			       cfg->pidfile, st->pidfile);
+		cdaemon__print(2, "%s: %s: %s is the log file (%s)\n",
+			       cdaemon__prog(),
+			       cdaemon__subject("CDAEMON_PIDFILE", cfg->pidfile),
+			       st->pidfile, cdaemon__setting("CDAEMON_LOG"));
 		_exit(CDAEMON_EXIT_CANTCREAT);
 	}
 }
@@ -292,22 +298,24 @@ static void lock_pidfile(const struct cdaemon_config *cfg)
 	if (r == CDAEMON_LOCK_RUNNING) {
 		if (owner > 0)
 			cdaemon__print(2,
-				       "cdaemon: already running (pid %ld; pid "
+				       "%s: already running (pid %ld; pid "
 				       "file %s)\n",
-				       (long)owner, st->pidfile);
+				       cdaemon__prog(), (long)owner, st->pidfile);
 		else
 			cdaemon__print(2,
-				       "cdaemon: another start is in progress "
+				       "%s: another start is in progress "
 				       "(%s is locked and holds no pid yet) and "
-				       "did not finish within CDAEMON_TIMEOUT\n",
-				       st->pidfile);
+				       "did not finish within %s\n",
+				       cdaemon__prog(), st->pidfile,
+				       cdaemon__setting("CDAEMON_TIMEOUT"));
 		_exit(CDAEMON_EXIT_RUNNING);
 	}
 	if (r == CDAEMON_LOCK_ERROR) {
 		/* "pid file is owned by another user" says it all. */
 		int described = strncmp(step, "pid file ", 9) == 0;
-		cdaemon__print(2, "cdaemon: CDAEMON_PIDFILE=\"%s\": %s: %s%s%s\n",
-			       cfg->pidfile, st->pidfile, step,
+		cdaemon__print(2, "%s: %s: %s: %s%s%s\n", cdaemon__prog(),
+			       cdaemon__subject("CDAEMON_PIDFILE", cfg->pidfile),
+			       st->pidfile, step,
 			       described ? "" : ": ",
 			       described ? "" : strerror(errno));
 		_exit(CDAEMON_EXIT_CANTCREAT);
@@ -325,8 +333,10 @@ static int open_log(const struct cdaemon_config *cfg)
 	if (fd < 0) {
 		/* "is a FIFO" says it all; "open log file" wants the cause. */
 		int described = !strncmp(why, "is ", 3) || !strncmp(why, "has ", 4);
-		cdaemon__print(2, "cdaemon: CDAEMON_LOG=\"%s\": %s %s%s%s\n",
-			       cfg->logfile, st->logfile, why,
+		cdaemon__print(2, "%s: %s: %s %s%s%s\n",
+			       cdaemon__prog(),
+			       cdaemon__subject("CDAEMON_LOG", cfg->logfile),
+			       st->logfile, why,
 			       described ? "" : ": ",
 			       described ? "" : strerror(errno));
 		abandon(CDAEMON_EXIT_CANTCREAT);
@@ -344,10 +354,11 @@ static int open_log(const struct cdaemon_config *cfg)
 	if (st->pid_fd >= 0 && fstat(st->pid_fd, &psb) == 0 &&
 	    fstat(fd, &sb) == 0 && psb.st_dev == sb.st_dev &&
 	    psb.st_ino == sb.st_ino) {
-		cdaemon__print(2,
-			       "cdaemon: CDAEMON_PIDFILE=\"%s\": %s is the log "
-			       "file (CDAEMON_LOG=\"%s\")\n",
-			       cfg->pidfile, st->pidfile, cfg->logfile);
+		cdaemon__print(2, "%s: %s: %s is the log file (%s)\n",
+			       cdaemon__prog(),
+			       cdaemon__subject("CDAEMON_PIDFILE", cfg->pidfile),
+			       st->pidfile,
+			       cdaemon__subject("CDAEMON_LOG", cfg->logfile));
 		st->log_created = 0;
 		abandon(CDAEMON_EXIT_CANTCREAT);
 	}
@@ -452,11 +463,11 @@ static void begin(struct launch *l)
 	int nthreads = threads();
 	if (nthreads > 1) {
 		cdaemon__print(2,
-			       "cdaemon: the process has %d threads; forking "
+			       "%s: the process has %d threads; forking "
 			       "would keep only one (is the Go runtime "
 			       "already running? -buildmode=c-shared and "
 			       "c-archive start it first)\n",
-			       nthreads);
+			       cdaemon__prog(), nthreads);
 		_exit(CDAEMON_EXIT_SOFTWARE);
 	}
 	if (cdaemon__ensure_stdio() < 0)
@@ -473,10 +484,10 @@ static int open_dir(const struct cdaemon_config *cfg)
 		open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 3);
 
 	if (fd < 0) {
-		cdaemon__print(2,
-			       "cdaemon: CDAEMON_DIR=\"%s\": working directory: "
-			       "%s\n",
-			       dir, strerror(errno));
+		cdaemon__print(2, "%s: %s: working directory: %s\n",
+			       cdaemon__prog(),
+			       cdaemon__subject("CDAEMON_DIR", dir),
+			       strerror(errno));
 		_exit(CDAEMON_EXIT_USAGE);
 	}
 	return fd;
@@ -509,8 +520,8 @@ static void open_outputs(struct launch *l)
 
 	l->null_fd = cdaemon__fd_above(open("/dev/null", O_RDWR | O_CLOEXEC), 3);
 	if (l->null_fd < 0) {
-		cdaemon__print(2, "cdaemon: open /dev/null: %s\n",
-			       strerror(errno));
+		cdaemon__print(2, "%s: open /dev/null: %s\n",
+			       cdaemon__prog(), strerror(errno));
 		abandon(CDAEMON_EXIT_OSERR);
 	}
 	l->log_fd = st->logfile[0] ? open_log(cfg) : -1;
@@ -519,9 +530,11 @@ static void open_outputs(struct launch *l)
 	if (l->log_fd >= 0 && l->ids.set && geteuid() == 0 &&
 	    fstat(l->log_fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
 	    fchown(l->log_fd, l->ids.uid, l->ids.gid) < 0) {
-		cdaemon__print(2, "cdaemon: CDAEMON_LOG=\"%s\": chown %s to "
-				  "CDAEMON_USER: %s\n",
-			       cfg->logfile, st->logfile, strerror(errno));
+		cdaemon__print(2, "%s: %s: chown %s to %s: %s\n",
+			       cdaemon__prog(),
+			       cdaemon__subject("CDAEMON_LOG", cfg->logfile),
+			       st->logfile, cdaemon__setting("CDAEMON_USER"),
+			       strerror(errno));
 		abandon(CDAEMON_EXIT_CANTCREAT);
 	}
 	l->out_fd = l->log_fd >= 0 ? l->log_fd : l->null_fd;

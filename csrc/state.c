@@ -6,6 +6,8 @@
  * circle.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +20,73 @@ struct cdaemon_state cdaemon__state = {
 	.log_fd = -1,
 	.worker_index = -1,
 };
+
+#define CDAEMON_VARIABLE_ENTRY(name, format, dflt, meaning, sample)          \
+	{name, format, dflt, meaning, sample},
+const struct cdaemon_variable cdaemon__variables[] = {
+	CDAEMON_VARIABLES(CDAEMON_VARIABLE_ENTRY)};
+#define NVARS (sizeof cdaemon__variables / sizeof cdaemon__variables[0])
+const int cdaemon__nvariables = (int)NVARS;
+
+/* Names in messages (cdaemon.h): the program, and per variable the
+ * option a tool set it with ("" when none). */
+static char prog_name[64] = "cdaemon";
+static char option_names[NVARS][64];
+
+int cdaemon__variable_index(const char *name)
+{
+	for (int i = 0; name != NULL && i < (int)NVARS; i++)
+		if (strcmp(cdaemon__variables[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+void cdaemon_set_program_name(const char *name)
+{
+	snprintf(prog_name, sizeof prog_name, "%s",
+		 name && *name ? name : "cdaemon");
+}
+
+int cdaemon_set_option_name(const char *variable, const char *option)
+{
+	int i = cdaemon__variable_index(variable);
+
+	if (i < 0 || (option != NULL && (*option == '\0' ||
+					 strlen(option) >= sizeof option_names[i]))) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(option_names[i], sizeof option_names[i], "%s",
+		 option ? option : "");
+	return 0;
+}
+
+const char *cdaemon__prog(void)
+{
+	return prog_name;
+}
+
+const char *cdaemon__setting(const char *variable)
+{
+	int i = cdaemon__variable_index(variable);
+
+	return i >= 0 && option_names[i][0] ? option_names[i] : variable;
+}
+
+const char *cdaemon__subject(const char *variable, const char *value)
+{
+	static char bufs[4][4200];
+	static unsigned next;
+	char *b = bufs[next++ % 4];
+	const char *name = cdaemon__setting(variable);
+
+	/* A variable is shown as typed in the environment, an option as on
+	 * a command line. */
+	snprintf(b, sizeof bufs[0],
+		 name == variable ? "%s=\"%s\"" : "%s \"%s\"", name,
+		 value ? value : "");
+	return b;
+}
 
 /* Writes only into cdaemon__state: the vfork child of sequence.c calls
  * it, and a vfork child may write nothing else of the launcher's. */

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,15 +92,54 @@ static const char help_text[] =
 	"    cdaemonize -p /run/sleep.pid -- sleep 3600\n"
 	"    cdaemonize -p /run/app.pid -l /var/log/app.log --notify -- app --serve\n";
 
-static int usage(const char *fmt, const char *arg)
+static int usage(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int usage(const char *fmt, ...)
 {
 	if (fmt != NULL) {
+		va_list ap;
+		va_start(ap, fmt);
 		fputs("cdaemonize: ", stderr);
-		fprintf(stderr, fmt, arg);
+		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
+		va_end(ap);
 	}
 	fputs(usage_text, stderr);
 	return EXIT_USAGE;
+}
+
+/* The option as the user typed it: "-u", or "--user" when getopt_long
+ * matched a long name (it sets longindex only then). */
+static const char *typed(const struct option *longopts, int longindex,
+			 int opt, char *buf, size_t len)
+{
+	if (longindex >= 0)
+		snprintf(buf, len, "--%s", longopts[longindex].name);
+	else
+		snprintf(buf, len, "-%c", opt);
+	return buf;
+}
+
+/* Messages of the library name this tool and its options, not the
+ * CDAEMON_* variables the constructor would read (issue 13): each
+ * setting by its short option ("needs -g too"), then by the form the
+ * user typed once it is set ("--user \"x\": no such user"). */
+static const struct {
+	const char *variable, *option;
+} option_names[] = {
+	{"CDAEMON_PIDFILE", "-p"}, {"CDAEMON_LOG", "-l"},
+	{"CDAEMON_DIR", "-c"},	   {"CDAEMON_USER", "-u"},
+	{"CDAEMON_GROUP", "-g"},   {"CDAEMON_UMASK", "-m"},
+	{"CDAEMON_TIMEOUT", "-t"},
+};
+
+static void name_options(void)
+{
+	cdaemon_set_program_name("cdaemonize");
+	for (size_t i = 0; i < sizeof option_names / sizeof option_names[0];
+	     i++)
+		cdaemon_set_option_name(option_names[i].variable,
+					option_names[i].option);
 }
 
 /* An abstract-namespace datagram socket for sd_notify(3) messages; its
@@ -143,41 +183,52 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct cdaemon_config cfg;
-	int notify = 0, notify_fd = 3, opt;
+	int notify = 0, notify_fd = 3, opt, longindex = -1;
+	char flag[32];
 
+	name_options();
 	cdaemon_config_init(&cfg);
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+p:l:c:u:g:m:t:n::h", longopts,
-				  NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:p:l:c:u:g:m:t:n::h", longopts,
+				  &longindex)) != -1) {
+		typed(longopts, longindex, opt, flag, sizeof flag);
+		longindex = -1;
 		switch (opt) {
 		case 'p':
 			cfg.pidfile = optarg;
+			cdaemon_set_option_name("CDAEMON_PIDFILE", flag);
 			break;
 		case 'l':
 			cfg.logfile = optarg;
+			cdaemon_set_option_name("CDAEMON_LOG", flag);
 			break;
 		case 'c':
 			cfg.dir = optarg;
+			cdaemon_set_option_name("CDAEMON_DIR", flag);
 			break;
 		case 'u':
 			cfg.user = optarg;
+			cdaemon_set_option_name("CDAEMON_USER", flag);
 			break;
 		case 'g':
 			cfg.group = optarg;
+			cdaemon_set_option_name("CDAEMON_GROUP", flag);
 			break;
 		case 'm':
 			if (cdaemon__parse_umask(optarg, &cfg.umask) < 0)
-				return usage("bad umask \"%s\": want an octal "
-					     "mode from 000 to 777, e.g. 027",
-					     optarg);
+				return usage("%s \"%s\": want an octal mode "
+					     "from 000 to 777, e.g. 027",
+					     flag, optarg);
+			cdaemon_set_option_name("CDAEMON_UMASK", flag);
 			break;
 		case 't':
 			if (cdaemon__parse_duration_ms(optarg,
 						       &cfg.timeout_ms) < 0)
-				return usage("bad timeout \"%s\": want a "
-					     "positive duration such as 10s, "
-					     "500ms or 1m30s",
-					     optarg);
+				return usage("%s \"%s\": want a positive "
+					     "duration such as 10s, 500ms or "
+					     "1m30s",
+					     flag, optarg);
+			cdaemon_set_option_name("CDAEMON_TIMEOUT", flag);
 			break;
 		case 'n':
 			notify = 1;
@@ -186,27 +237,28 @@ int main(int argc, char **argv)
 				long fd = strtol(optarg, &end, 10);
 				if (*optarg == '\0' || *end != '\0' || fd < 3 ||
 				    fd > 1023)
-					return usage("bad notify fd \"%s\": want 3-1023",
-						     optarg);
+					return usage("%s \"%s\": want an fd "
+						     "from 3 to 1023",
+						     flag, optarg);
 				notify_fd = (int)fd;
 			}
 			break;
 		case 'h':
 			fputs(help_text, stdout);
 			return 0;
+		case ':':
+			/* getopt leaves "-u" or "--user" at optind - 1. */
+			return usage("%s needs a value", argv[optind - 1]);
 		case '?':
-			if (optopt) {
-				char o[2] = {(char)optopt, '\0'};
-				return usage("unknown option, or missing value: -%s",
-					     o);
-			}
+			if (optopt)
+				return usage("unknown option -%c", optopt);
 			return usage("unknown option %s", argv[optind - 1]);
 		default:
-			return usage("bad option", NULL);
+			return usage("bad option %s", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return usage("missing program", NULL);
+		return usage("missing program (after --)");
 	/* The trigger must not leak into the program: a program linked with
 	 * cdaemon would daemonize again. */
 	unsetenv("CDAEMON");

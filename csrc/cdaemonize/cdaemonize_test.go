@@ -170,7 +170,7 @@ func TestSleep(t *testing.T) {
 
 	// Already running: decided by the pid file's lock, which sleep holds.
 	r := run(t, nil, "-p", pidFile, "--", "sleep", "60")
-	if r.code != exitRunning || !strings.Contains(r.stderr, fmt.Sprintf("already running (pid %d", d.PID)) {
+	if r.code != exitRunning || !strings.Contains(r.stderr, fmt.Sprintf("cdaemonize: already running (pid %d", d.PID)) {
 		t.Errorf("second start: exit %d, stderr %q; want %d naming pid %d", r.code, r.stderr, exitRunning, d.PID)
 	}
 	stop(t, d)
@@ -263,6 +263,50 @@ func TestOptionGrammar(t *testing.T) {
 		if tool != c.ok || variable != c.ok {
 			t.Errorf("%q: cdaemonize %s accepts it: %v; %s accepts it: %v (%v); want %v for both",
 				c.value, c.flag, tool, c.variable, variable, err, c.ok)
+		}
+	}
+}
+
+// Every message names the tool and the option as the user typed it, never
+// the CDAEMON_* variable the constructor reads (issue 13): a user who
+// typed -u looks for -u. The library's checks run with the tool's names.
+func TestMessagesNameTheOption(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifoPath := filepath.Join(dir, "log.fifo")
+	proctest.Mkfifo(t, fifoPath)
+	same := filepath.Join(dir, "same")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string // the whole first line
+	}{
+		{[]string{"-u", "cdaemonize-no-such-user", "--", "true"}, 64, `cdaemonize: -u "cdaemonize-no-such-user": no such user`},
+		{[]string{"--user", "cdaemonize-no-such-user", "--", "true"}, 64, `cdaemonize: --user "cdaemonize-no-such-user": no such user`},
+		{[]string{"--user=54321", "--", "true"}, 64, `cdaemonize: --user "54321": no such user in the passwd database; a number alone needs -g too`},
+		{[]string{"-g", "cdaemonize-no-such-group", "--", "true"}, 64, `cdaemonize: -g "cdaemonize-no-such-group": no such group`},
+		{[]string{"-c", dir + "/absent", "--", "true"}, 64, `cdaemonize: -c "` + dir + `/absent": working directory: No such file or directory`},
+		{[]string{"--chdir=" + dir + "/absent", "--", "true"}, 64, `cdaemonize: --chdir "` + dir + `/absent": working directory: No such file or directory`},
+		{[]string{"-l", fifoPath, "--", "true"}, 73, `cdaemonize: -l "` + fifoPath + `": ` + fifoPath + ` is a FIFO, not a regular file`},
+		{[]string{"--pidfile", dir, "--", "true"}, 73, `cdaemonize: --pidfile "` + dir + `": ` + dir + `: open pid file: Is a directory`},
+		{[]string{"-p", same, "--log", same, "--", "true"}, 73, `cdaemonize: -p "` + same + `": ` + same + ` is the log file (--log)`},
+		{[]string{"-m", "8", "--", "true"}, exitUsage, `cdaemonize: -m "8": want an octal mode from 000 to 777, e.g. 027`},
+		{[]string{"--timeout=5", "--", "true"}, exitUsage, `cdaemonize: --timeout "5": want a positive duration such as 10s, 500ms or 1m30s`},
+		{[]string{"--notify=2", "--", "true"}, exitUsage, `cdaemonize: --notify "2": want an fd from 3 to 1023`},
+		{[]string{"-u"}, exitUsage, `cdaemonize: -u needs a value`},
+		{[]string{"--group"}, exitUsage, `cdaemonize: --group needs a value`},
+		{[]string{"-x", "--", "true"}, exitUsage, `cdaemonize: unknown option -x`},
+		{[]string{"--bogus", "--", "true"}, exitUsage, `cdaemonize: unknown option --bogus`},
+		{[]string{"--", "cdaemonize-test-no-such-program"}, exitNoProg, `cdaemonize: exec cdaemonize-test-no-such-program: No such file or directory`},
+	} {
+		args := c.args
+		r := run(t, nil, args...)
+		first, _, _ := strings.Cut(r.stderr, "\n")
+		if r.code != c.code || first != c.want {
+			t.Errorf("cdaemonize %q: exit %d, first line %q; want %d, %q", args, r.code, first, c.code, c.want)
+		}
+		if strings.Contains(r.stderr, "CDAEMON") {
+			t.Errorf("cdaemonize %q names a variable the user never set:\n%s", args, r.stderr)
 		}
 	}
 }
@@ -427,7 +471,7 @@ func TestTimeout(t *testing.T) {
 	if r.code != exitTimeout {
 		t.Fatalf("exit %d, want %d\n%s", r.code, exitTimeout, r.stderr)
 	}
-	m := regexp.MustCompile(`daemon \(pid (\d+)\) not ready`).FindStringSubmatch(r.stderr)
+	m := regexp.MustCompile(`(?m)^cdaemonize: daemon \(pid (\d+)\) not ready`).FindStringSubmatch(r.stderr)
 	if m == nil {
 		t.Fatalf("stderr %q: want the daemon's pid", r.stderr)
 	}

@@ -2,6 +2,7 @@
  * Parsing of the CDAEMON* environment: durations, umasks, fd lists and
  * cdaemon_config_from_env().
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,56 @@ static void test_table(void)
 	clear_cdaemon_env();
 }
 
+/* How messages name the program and a setting (cdaemon.h): variables by
+ * default, a tool's options once it names them, and back again. */
+static void test_names(void)
+{
+	is_str(cdaemon__prog(), "cdaemon", "messages start with cdaemon:");
+	is_str(cdaemon__subject("CDAEMON_USER", "x"), "CDAEMON_USER=\"x\"",
+	       "a setting is its variable, as typed in the environment");
+	is_str(cdaemon__setting("CDAEMON_GROUP"), "CDAEMON_GROUP",
+	       "  and its name alone");
+
+	cdaemon_set_program_name("cdaemonize");
+	is_int(cdaemon_set_option_name("CDAEMON_USER", "-u"), 0,
+	       "an option names a variable of the table");
+	is_str(cdaemon__prog(), "cdaemonize", "the program names itself");
+	is_str(cdaemon__subject("CDAEMON_USER", "x"), "-u \"x\"",
+	       "a setting is the option, as typed on a command line");
+	is_str(cdaemon__setting("CDAEMON_USER"), "-u", "  and its name alone");
+	is_str(cdaemon__setting("CDAEMON_GROUP"), "CDAEMON_GROUP",
+	       "an option not named stays its variable");
+	/* Four subjects live at once: one message may hold a few. */
+	const char *a = cdaemon__subject("CDAEMON_USER", "a");
+	const char *b = cdaemon__subject("CDAEMON_GROUP", "b");
+	const char *c = cdaemon__subject("CDAEMON_LOG", "c");
+	const char *d = cdaemon__subject("CDAEMON_DIR", "d");
+	ok(!strcmp(a, "-u \"a\"") && !strcmp(b, "CDAEMON_GROUP=\"b\"") &&
+		   !strcmp(c, "CDAEMON_LOG=\"c\"") && !strcmp(d, "CDAEMON_DIR=\"d\""),
+	   "four subjects at once: %s, %s, %s, %s", a, b, c, d);
+
+	errno = 0;
+	is_int(cdaemon_set_option_name("CDAEMON_NOPE", "-n"), -1,
+	       "a name outside the table is refused");
+	is_int(errno, EINVAL, "  with EINVAL");
+	is_int(cdaemon_set_option_name(NULL, "-n"), -1, "so is no name");
+	is_int(cdaemon_set_option_name("CDAEMON_USER", ""), -1,
+	       "an empty option is refused");
+	char longopt[80];
+	memset(longopt, 'x', sizeof longopt - 1);
+	longopt[sizeof longopt - 1] = '\0';
+	is_int(cdaemon_set_option_name("CDAEMON_USER", longopt), -1,
+	       "an option of 79 bytes is refused");
+	is_str(cdaemon__setting("CDAEMON_USER"), "-u",
+	       "  and a refused one changes nothing");
+
+	is_int(cdaemon_set_option_name("CDAEMON_USER", NULL), 0,
+	       "NULL names the variable again");
+	is_str(cdaemon__setting("CDAEMON_USER"), "CDAEMON_USER", "  it does");
+	cdaemon_set_program_name(NULL);
+	is_str(cdaemon__prog(), "cdaemon", "and NULL, the library again");
+}
+
 int main(void)
 {
 	test_duration();
@@ -428,5 +479,6 @@ int main(void)
 	test_fd_list();
 	test_from_env();
 	test_table();
+	test_names();
 	return done_testing();
 }
