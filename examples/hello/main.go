@@ -19,9 +19,30 @@ import (
 	"time"
 
 	"github.com/cdaemon/cdaemon/cdaemon"
+	"github.com/cdaemon/cdaemon/examples/internal/noargs"
 )
 
+const usage = `usage: hello [-h]
+
+A TCP server that answers "Hello from <pid>": the smallest cdaemon daemon.
+It takes no arguments; the environment sets it up:
+
+  HELLO_ADDR       address to listen on (default 127.0.0.1:8080)
+  CDAEMON=1        daemonize before the Go runtime starts; the launcher
+                   exits 0 once the server listens, or with the reason
+  CDAEMON_PIDFILE  pid file, locked while the daemon runs
+  CDAEMON_LOG      where its log goes (default /dev/null)
+  ...              and every CDAEMON_* variable of the README's table
+
+TERM or INT stops it and removes its pid file. A port in use exits 3.
+
+example:
+  CDAEMON=1 CDAEMON_PIDFILE=/tmp/hello.pid CDAEMON_LOG=/tmp/hello.log hello
+  kill $(cat /tmp/hello.pid)
+`
+
 func main() {
+	noargs.Check("hello", usage)
 	addr := os.Getenv("HELLO_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:8080"

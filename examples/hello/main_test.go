@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cdaemon/cdaemon/internal/proctest"
 	"golang.org/x/sys/unix"
+
+	"github.com/cdaemon/cdaemon/examples/internal/clitest"
+	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
 func TestMain(m *testing.M) { proctest.Main(m) }
@@ -78,6 +80,31 @@ func TestHelloPortInUse(t *testing.T) {
 	_, stderr, err := proctest.Output(cmd)
 	if code := cmd.ProcessState.ExitCode(); code != 3 || !strings.Contains(stderr, "address already in use") {
 		t.Fatalf("launcher exit %d (%v), stderr %q: want 3 and the daemon's error", code, err, stderr)
+	}
+	if pids := proctest.ProcessesOf(bin); len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
+	}
+}
+
+// The command line (issue 13): -h, --help and help print the usage on
+// stdout and exit 0; an argument exits 2 naming it, and nothing starts.
+// Under CDAEMON=1 the daemon hands the message to its launcher, which
+// prints it and exits 2: no daemon is left behind.
+func TestHelloHelpAndBadArgs(t *testing.T) {
+	bin := proctest.GoBuild(t, "hello", ".")
+	clitest.CheckHelp(t, bin, "hello", "HELLO_ADDR", "CDAEMON_PIDFILE", "TERM")
+	clitest.CheckBadFlag(t, bin, "hello", `"--bogus"`, 2, "--bogus")
+	clitest.CheckBadFlag(t, bin, "hello", `"8080"`, 2, "8080")
+
+	pidfile := filepath.Join(t.TempDir(), "hello.pid")
+	cmd := exec.Command(bin, "--bogus")
+	cmd.Env = append(proctest.CleanEnv("HELLO_"), "CDAEMON=1", "CDAEMON_PIDFILE="+pidfile, "HELLO_ADDR=127.0.0.1:0")
+	stdout, stderr, _ := proctest.Output(cmd)
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr, `hello: unexpected argument "--bogus"`) || stdout != "" {
+		t.Errorf("CDAEMON=1 hello --bogus: exit %d, stdout %q, stderr %q; want 2 and the message on stderr", code, stdout, stderr)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Errorf("pid file after a refused start: %v", err)
 	}
 	if pids := proctest.ProcessesOf(bin); len(pids) > 0 {
 		t.Errorf("processes left: %v", pids)

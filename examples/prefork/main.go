@@ -25,10 +25,36 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cdaemon/cdaemon/examples/internal/noargs"
 	"github.com/cdaemon/cdaemon/gowrap"
 )
 
+const usage = `usage: prefork [-h]
+
+The slides' preforking TCP server: a C master (no Go runtime) and N Go
+workers that answer "Hello from <pid>", then "Goodbye from <pid>".
+It takes no arguments; the environment sets it up:
+
+  CDAEMON=1             daemonize before the Go runtime starts
+  CDAEMON_WORKERS=N     how many workers the master forks
+  CDAEMON_LISTEN=tcp:HOST:PORT
+                        the socket the workers share (or systemd's)
+  CDAEMON_PIDFILE       the master's pid file
+  CDAEMON_LOG           the master's and the workers' log
+  PREFORK_DELAY         pause between Hello and Goodbye (default 0)
+  ...                   and every CDAEMON_* variable of the README's table
+
+Signals to the master: QUIT graceful stop, INT or TERM quick stop,
+HUP or USR1 reopen the logs, TTIN one worker more, TTOU one fewer.
+
+example:
+  CDAEMON=1 CDAEMON_WORKERS=3 CDAEMON_LISTEN=tcp:127.0.0.1:8080 \
+    CDAEMON_PIDFILE=/tmp/prefork.pid CDAEMON_LOG=/tmp/prefork.log prefork
+  kill -QUIT $(cat /tmp/prefork.pid)
+`
+
 func main() {
+	noargs.Check("prefork", usage)
 	d, err := gowrap.Daemonize(gowrap.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

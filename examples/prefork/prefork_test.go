@@ -36,6 +36,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cdaemon/cdaemon/examples/internal/clitest"
 	"github.com/cdaemon/cdaemon/internal/proctest"
 )
 
@@ -1482,5 +1483,30 @@ func TestForegroundSocketActivation(t *testing.T) {
 	}
 	if pids := ourProcesses(); len(pids) > 0 {
 		t.Errorf("left running: %v", pids)
+	}
+}
+
+// The command line (issue 13): -h, --help and help print the usage on
+// stdout and exit 0; an argument exits 2 naming it. Under CDAEMON=1 with
+// workers, each worker refuses it before Ready, the start fails with 2
+// and the message, and nothing is left: no master, no worker, no pid
+// file.
+func TestPreforkHelpAndBadArgs(t *testing.T) {
+	b := bin(t, example)
+	clitest.CheckHelp(t, b, "prefork", "CDAEMON_WORKERS", "CDAEMON_LISTEN", "QUIT", "TTIN")
+	clitest.CheckBadFlag(t, b, "prefork", `"-workers"`, 2, "-workers", "3")
+
+	pidfile := filepath.Join(t.TempDir(), "prefork.pid")
+	cmd := exec.Command(b, "--bogus")
+	cmd.Env = append(cleanEnv(), "CDAEMON=1", "CDAEMON_WORKERS=2", "CDAEMON_LISTEN=tcp:127.0.0.1:0", "CDAEMON_PIDFILE="+pidfile)
+	stdout, stderr, _ := proctest.Output(cmd)
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr, `prefork: unexpected argument "--bogus"`) || stdout != "" {
+		t.Errorf("CDAEMON=1 prefork --bogus: exit %d, stdout %q, stderr %q; want 2 and the message on stderr", code, stdout, stderr)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Errorf("pid file after a refused start: %v", err)
+	}
+	if pids := ourProcesses(); len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
 	}
 }
