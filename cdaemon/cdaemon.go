@@ -95,6 +95,7 @@ func IsReady() bool { return C.cdaemon_is_ready() != 0 }
 // configuration is loaded). It is idempotent, and a no-op when the process
 // is not a daemon.
 func Ready() error {
+	awaitRelease()
 	mu.Lock()
 	defer mu.Unlock()
 	if r, err := C.cdaemon_ready(); r != 0 {
@@ -377,6 +378,7 @@ type Config struct {
 	Group      string
 	Listen     string        // CDAEMON_LISTEN, as written
 	Workers    int           // prefork: 0 for none
+	Spares     int           // prefork: CDAEMON_SPARES, 0 for none
 	StopTime   time.Duration // prefork: CDAEMON_STOP_TIMEOUT
 	LaunchDir  string        // Applied only: the launcher's working directory
 }
@@ -415,6 +417,7 @@ func configFromC(c *C.struct_cdaemon_config) Config {
 		Group:      goString(c.group),
 		Listen:     goString(c.listen),
 		Workers:    int(c.workers),
+		Spares:     int(c.spares),
 		StopTime:   time.Duration(c.stop_timeout_ms) * time.Millisecond,
 	}
 	for i := 0; i < int(c.nkeep_fds); i++ {
@@ -555,9 +558,31 @@ func Notify(state string) (bool, error) {
 // -1 and false outside a worker. Workers are forked by the master that
 // CDAEMON_WORKERS starts before the runtime; each finds the CDAEMON_LISTEN
 // sockets from fd 3 on, with LISTEN_FDS and LISTEN_PID naming it.
+//
+// In a spare (CDAEMON_SPARES) it first waits until the master releases
+// the spare into a dead worker's place: see awaitRelease.
 func Worker() (int, bool) {
+	awaitRelease()
 	i := int(C.cdaemon_worker_index())
 	return i, i >= 0
+}
+
+// spareMu makes concurrent first calls of Worker, ListenFDs and Ready in a
+// spare wait for one release, not read the master's channel together.
+var spareMu sync.Mutex
+
+// awaitRelease blocks a prefork spare until its master makes it a worker,
+// and returns at once anywhere else. A spare is a worker forked ahead of
+// need: by the time it gets here its Go runtime is started and its
+// packages' init() ran, the cost a replacement would pay after a worker
+// died. It goes on only when released, as the worker whose place it
+// takes, so it never serves (nor learns its index) before. Worker,
+// ListenFDs and Ready call it: the first that a program calls is where
+// its spare waits. When the master stops first, the spare exits 0 there.
+func awaitRelease() {
+	spareMu.Lock()
+	C.cdaemon_spare_wait()
+	spareMu.Unlock()
 }
 
 // ListenError is ListenFDs' error: Msg names the variable and its value,
@@ -593,6 +618,7 @@ func ListenFDs(unsetEnv bool) (fds []int, names []string, err error) {
 			os.Unsetenv("LISTEN_FDNAMES")
 		}()
 	}
+	awaitRelease()
 	mu.Lock()
 	defer mu.Unlock()
 	n, cerr := C.cdaemon_listen_fds(unset, &msg[0], C.size_t(len(msg)))

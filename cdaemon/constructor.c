@@ -39,5 +39,8 @@ __attribute__((constructor)) static void cdaemon_go_constructor(void)
 	(void)cdaemon_start(&cfg);
 	// With CDAEMON_WORKERS this process becomes the prefork master and
 	// returns only in the workers, each into a fresh Go runtime.
-	(void)cdaemon_prefork();
+	// A spare returns too, and waits for its release in Go (Worker,
+	// ListenFDs, Ready), with its runtime started: that start is what a
+	// spare saves a replacement.
+	(void)cdaemon__prefork(1);
 }

@@ -54,6 +54,7 @@ import (
 const (
 	peMaxKeepFDs         = 64   // CDAEMON_MAX_KEEP_FDS
 	peMaxWorkers         = 1024 // CDAEMON_MAX_WORKERS
+	peMaxSpares          = 64   // CDAEMON_MAX_SPARES
 	peMaxListen          = 64   // CDAEMON_MAX_LISTEN
 	peMaxUnixPath        = 107  // sizeof sun_path - 1
 	peMaxHost            = 255  // listen.c's host buffer - 1
@@ -81,6 +82,7 @@ var peKind = map[string]string{
 	"CDAEMON_NOCLOSE":      "flag",
 	"CDAEMON_FOREGROUND":   "flag",
 	"CDAEMON_WORKERS":      "workers",
+	"CDAEMON_SPARES":       "spares",
 	"CDAEMON_LISTEN":       "listen",
 }
 
@@ -111,9 +113,9 @@ var peSeedValues = []struct {
 	{[]string{"NOCLOSE", "FOREGROUND"}, []string{
 		"1", "0", "yes", "no", "true", "2", "01", "1 ", " 1", "-1",
 	}},
-	{[]string{"WORKERS"}, []string{
+	{[]string{"WORKERS", "SPARES"}, []string{
 		"1", "1024", "0", "1025", "2", "0001", "-1", "+1", "1e3", "99999999999999999999",
-		"abc", "1024 ", " 8", "0x10", "10000",
+		"abc", "1024 ", " 8", "0x10", "10000", "64", "65", "00",
 	}},
 	{[]string{"LISTEN"}, []string{
 		"tcp:127.0.0.1:0", "tcp4::80", "tcp6:[::1]:8080", "unix:/tmp/x.sock",
@@ -371,6 +373,9 @@ func peValidValue(kind, v string) bool {
 	case "workers":
 		_, ok := peWorkers(v)
 		return ok
+	case "spares":
+		_, ok := peSpares(v)
+		return ok
 	case "listen":
 		_, bad := peListenBad(v)
 		return !bad
@@ -420,7 +425,12 @@ func peFDs(s string) ([]int, bool) {
 }
 
 // peWorkers: a decimal number from 1 to 1024, leading zeros allowed.
-func peWorkers(s string) (int, bool) {
+func peWorkers(s string) (int, bool) { return peCount(s, 1, peMaxWorkers) }
+
+// peSpares: a decimal number from 0 to 64, leading zeros allowed.
+func peSpares(s string) (int, bool) { return peCount(s, 0, peMaxSpares) }
+
+func peCount(s string, lo, hi int) (int, bool) {
 	if !peDigits(s) {
 		return 0, false
 	}
@@ -429,7 +439,7 @@ func peWorkers(s string) (int, bool) {
 		return 0, false
 	}
 	n, _ := strconv.Atoi("0" + t)
-	return n, n >= 1 && n <= peMaxWorkers
+	return n, n >= lo && n <= hi
 }
 
 // peListenBad returns the first item of a CDAEMON_LISTEN list that the
@@ -684,6 +694,13 @@ func peCheckConfig(t *testing.T, env map[string]string, m peModel, cfg cdaemon.C
 	}
 	if cfg.Workers != wantWorkers || cfg.Workers < 0 || cfg.Workers > peMaxWorkers {
 		t.Errorf("Config.Workers = %d; CDAEMON_WORKERS=%q", cfg.Workers, env["CDAEMON_WORKERS"])
+	}
+	wantSpares := 0
+	if v, ok := env["CDAEMON_SPARES"]; ok {
+		wantSpares, _ = peSpares(v)
+	}
+	if cfg.Spares != wantSpares || cfg.Spares < 0 || cfg.Spares > peMaxSpares {
+		t.Errorf("Config.Spares = %d; CDAEMON_SPARES=%q", cfg.Spares, env["CDAEMON_SPARES"])
 	}
 	peCheckDuration(t, env, m, "StopTime", "CDAEMON_STOP_TIMEOUT", cfg.StopTime, peDefaultStopTimeout)
 }

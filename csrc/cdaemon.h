@@ -56,6 +56,7 @@ enum {
 
 #define CDAEMON_MAX_KEEP_FDS 64
 #define CDAEMON_MAX_WORKERS 1024
+#define CDAEMON_MAX_SPARES 64
 #define CDAEMON_MAX_LISTEN 64
 #define CDAEMON_DEFAULT_TIMEOUT_MS 60000LL
 #define CDAEMON_DEFAULT_STOP_TIMEOUT_MS 30000LL
@@ -77,6 +78,8 @@ struct cdaemon_config {
 	const char *listen; /* sockets to bind before forking, see README */
 	int workers;        /* prefork: this many workers (1-1024); 0: none */
 	long long stop_timeout_ms; /* prefork: wait before KILL on a stop */
+	int spares;    /* prefork: workers kept started but not serving, taking
+			* a dead worker's place at once (0-64) */
 	int notify_fd; /* launcher: a bound SOCK_DGRAM whose "READY=1" counts
 			* after cdaemon_exec(..., notify_socket=1); -1: none */
 };
@@ -141,8 +144,24 @@ CDAEMON_API int cdaemon_start(const struct cdaemon_config *cfg);
  * the listeners at fd 3 on, and must call cdaemon_ready() (which reports to
  * the master) or cdaemon_fail(). The master reports ready to the launcher
  * once all workers are.
+ *
+ * With cfg.spares (CDAEMON_SPARES), the master also keeps that many spare
+ * workers forked once it is ready. A spare waits in cdaemon_spare_wait()
+ * until a worker dies (or TTIN asks for one more), then takes its index
+ * at once; from cdaemon_prefork() a spare returns only then.
  */
 CDAEMON_API int cdaemon_prefork(void);
+
+/*
+ * In a prefork spare: tells the master it is waiting, blocks until the
+ * master releases it, and returns the worker index it now serves as; when
+ * the master stops (or dies) first, the spare exits 0 here. Anywhere else
+ * it returns cdaemon_worker_index() at once. The Go binding calls it
+ * before Worker(), ListenFDs() and Ready(), so a Go spare has its runtime
+ * started and its package init() done (the cost a replacement pays) but
+ * does not serve until released.
+ */
+CDAEMON_API int cdaemon_spare_wait(void);
 
 /*
  * Socket activation, as sd_listen_fds(3) has it: the sockets a supervisor

@@ -257,6 +257,16 @@ int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
 					   "want a number of workers from 1 "
 					   "to 1024");
 			cfg->workers = (int)n;
+		} else if (strcmp(key, "SPARES") == 0) {
+			char *end;
+			errno = 0;
+			long n = strtol(v, &end, 10);
+			if (*v < '0' || *v > '9' || *end != '\0' || errno ||
+			    n < 0 || n > CDAEMON_MAX_SPARES)
+				return bad(err, errlen, name, v,
+					   "want a number of spare workers "
+					   "from 0 to 64");
+			cfg->spares = (int)n;
 		} else if (strcmp(key, "LISTEN") == 0) {
 			if (cdaemon__listen_check(v, err, errlen) < 0)
 				return -1;

@@ -40,6 +40,7 @@ struct cdaemon_state {
 	char user[256], group[256];
 	int applied;
 	int worker_index; /* prefork worker index, or -1 */
+	int spare;        /* a prefork spare the master has not released */
 	/* What the last cdaemon_listen_fds() found: how many sockets a
 	 * supervisor passed from fd 3 on, and their LISTEN_FDNAMES names
 	 * ("" where missing; systemd allows 255 bytes). */
@@ -78,6 +79,10 @@ enum {
 	CDAEMON_MSG_READY = 0x5244, /* "RD": the daemon is ready */
 	CDAEMON_MSG_FAIL = 0x4641,  /* "FA": failed; code and message follow */
 	CDAEMON_MSG_EXEC = 0x4558,  /* "EX": exec follows; code: flags below */
+	/* Between the prefork master and a spare (prefork.c): */
+	CDAEMON_MSG_SPARE = 0x5350,   /* "SP": the spare waits to be released */
+	CDAEMON_MSG_RELEASE = 0x474f, /* "GO": serve; code: the worker index,
+				       * text: the log generation */
 };
 #define CDAEMON_EXEC_NOTIFY_FD 1     /* ready when the program writes */
 #define CDAEMON_EXEC_NOTIFY_SOCKET 2 /* ready on READY=1 at NOTIFY_SOCKET */
@@ -125,6 +130,10 @@ int cdaemon__relay_memfd(void);
 
 /* ready.c */
 int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text);
+/* prefork.c: cdaemon_prefork(), where a spare returns at once (-2) when
+ * wait_in_go is set: the constructor's spare waits in Go, once its
+ * runtime runs (cdaemon_spare_wait). */
+int cdaemon__prefork(int wait_in_go);
 void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 			    int relay_fd, off_t relay_from, int notify_fd)
 	__attribute__((noreturn));

@@ -17,6 +17,16 @@
  * fails or dies before that fails the whole start. Afterwards a worker
  * that exits is replaced, with an exponential backoff while it keeps
  * dying young, so a crash loop cannot make the master spin.
+ *
+ * Spares (CDAEMON_SPARES, issue 16): once ready, the master keeps that
+ * many more workers forked. A spare starts like a worker (for Go: its
+ * runtime, its package init()s) and then waits in cdaemon_spare_wait()
+ * for a RELEASE record carrying a worker index. When a worker dies, the
+ * master releases a spare into its slot at once and forks a new spare
+ * behind it, with the dead worker's backoff: replacing a worker costs a
+ * message, not a runtime start. On a stop the master closes the spares'
+ * channels and they exit 0; they get no HUP (a spare's log is reopened
+ * on release if the master reopened its own since the spare's fork).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +50,10 @@
 #define YOUNG_MS 1000     /* a worker dying younger than this is a crash */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
+/* What spawning returns: in the master, and in a new spare's process (a
+ * new worker's returns its index). */
+#define IN_MASTER (-1)
+#define IN_SPARE (-2)
 
 struct worker {
 	pid_t pid;         /* 0: slot free (or waiting to respawn) */
@@ -50,9 +64,13 @@ struct worker {
 	int crashes;       /* consecutive young deaths */
 	long long respawn_at; /* ms; 0: none scheduled */
 	int pending_sig;   /* HUP/USR1 to deliver once it is ready */
+	int waiting;       /* a spare that said it waits for its release */
 };
 
 static struct worker workers[CDAEMON_MAX_WORKERS];
+static struct worker spares[CDAEMON_MAX_SPARES];
+static int nspares;      /* how many spares we keep */
+static int log_gen;      /* log reopens so far: a spare reopens on release */
 static int target;       /* how many workers we want */
 static int nslots;       /* slots in use: indexes 0..nslots-1 */
 static int master_ready;
@@ -172,20 +190,42 @@ static void title_master(void)
 	memset(argv_area + len, 0, argv_len - len);
 }
 
-/* ps shows "app: worker[N]". The argv area is restored first, in case the
- * master had to overwrite it: the worker's Go runtime reads it. */
+/* ps shows "app: worker[N]", or "app: spare". The argv area is restored
+ * first, in case the master had to overwrite it: the worker's Go runtime
+ * reads it. */
 static void title_worker(int index)
 {
 	char title[128];
 	if (argv_area != NULL)
 		memcpy(argv_area, argv_saved, argv_len);
-	snprintf(title, sizeof title, "%s: worker[%d]", prog_name(), index);
+	if (index < 0)
+		snprintf(title, sizeof title, "%s: spare", prog_name());
+	else
+		snprintf(title, sizeof title, "%s: worker[%d]", prog_name(),
+			 index);
 	prctl(PR_SET_NAME, title, 0, 0, 0);
 	(void)set_cmdline(title);
 }
 
-/* In a new worker, right after fork: become a plain daemon process whose
- * readiness goes to the master. Returns the worker index. */
+/* A released spare's new title. It may have threads by now (a Go
+ * runtime): PR_SET_NAME names only the calling thread, so the main
+ * thread's comm, which ps shows, is written through /proc. */
+static void title_released(int index)
+{
+	char title[128], path[64];
+	snprintf(title, sizeof title, "%s: worker[%d]", prog_name(), index);
+	(void)set_cmdline(title);
+	snprintf(path, sizeof path, "/proc/self/task/%ld/comm", (long)getpid());
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		/* comm holds 15 bytes; the kernel cuts the rest. */
+		(void)!write(fd, title, strlen(title));
+		close(fd);
+	}
+}
+
+/* In a new worker or spare (index -1), right after fork: become a plain
+ * daemon process whose readiness goes to the master. Returns the index. */
 static int become_worker(int index, int sock, int sigfd)
 {
 	struct cdaemon_state *st = &cdaemon__state;
@@ -195,6 +235,9 @@ static int become_worker(int index, int sock, int sigfd)
 	for (int i = 0; i < nslots; i++)
 		if (workers[i].sock >= 0 && workers[i].sock != sock)
 			close(workers[i].sock);
+	for (int i = 0; i < nspares; i++)
+		if (spares[i].sock >= 0 && spares[i].sock != sock)
+			close(spares[i].sock);
 	/* The master's launcher channel and pid file are not ours. */
 	if (st->ready_fd >= 0)
 		close(st->ready_fd);
@@ -206,6 +249,7 @@ static int become_worker(int index, int sock, int sigfd)
 	st->ready_fd = sock;
 	st->ready = 0;
 	st->worker_index = index;
+	st->spare = index == IN_SPARE;
 	title_worker(index);
 	step = "place listeners";
 	if (cdaemon__place_listeners(NULL, 0) < 0 ||
@@ -220,41 +264,33 @@ static int become_worker(int index, int sock, int sigfd)
 	return index;
 }
 
-static int spawn(int index, int sigfd)
+/* "worker[3]" or "spare", for the log. */
+static const char *who(int index)
 {
-	struct worker *w = &workers[index];
+	static char name[32];
+	if (index == IN_SPARE)
+		return "spare";
+	snprintf(name, sizeof name, "worker[%d]", index);
+	return name;
+}
+
+/* Forks a worker (index >= 0) or a spare (IN_SPARE) into w. Returns
+ * IN_MASTER in the master (w->pid is still 0 if the fork failed), and in
+ * the child the index. */
+static int fork_worker(struct worker *w, int index, int sigfd)
+{
 	int sv[2];
 
-	/* A worker retiring from this slot (TTOU) may still be finishing a
-	 * request: move it to a spare slot, where it is still signalled and
-	 * reaped, rather than forget it. */
-	if (w->pid > 0) {
-		int spare = target;
-		while (spare < CDAEMON_MAX_WORKERS && workers[spare].pid > 0)
-			spare++;
-		if (spare == CDAEMON_MAX_WORKERS) {
-			logf_("worker[%d]: no slot free", index);
-			return -1;
-		}
-		workers[spare] = *w;
-		workers[spare].retiring = 1;
-		workers[spare].respawn_at = 0;
-		if (spare >= nslots)
-			nslots = spare + 1;
-		w->pid = 0;
-		w->sock = -1;
-	}
-
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		logf_("worker[%d]: socketpair: %s", index, strerror(errno));
-		return -1;
+		logf_("%s: socketpair: %s", who(index), strerror(errno));
+		return IN_MASTER;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		logf_("worker[%d]: fork: %s", index, strerror(errno));
+		logf_("%s: fork: %s", who(index), strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
-		return -1;
+		return IN_MASTER;
 	}
 	if (pid == 0) {
 		/* A worker dies with its master, even of SIGKILL: orphans
@@ -271,14 +307,98 @@ static int spawn(int index, int sigfd)
 	w->pid = pid;
 	w->sock = sv[0];
 	w->ready = 0;
+	w->waiting = 0;
 	w->retiring = 0;
 	w->started = cdaemon__now_ms();
 	w->respawn_at = 0;
 	w->pending_sig = 0;
+	logf_("%s started (pid %ld)", who(index), (long)pid);
+	return IN_MASTER;
+}
+
+/* A worker retiring from slot index (TTOU) may still be finishing a
+ * request: it moves to a free slot above the target, where it is still
+ * signalled and reaped, rather than be forgotten. 0, or -1 if no slot is
+ * free. */
+static int vacate(int index)
+{
+	struct worker *w = &workers[index];
+	int free_slot = target;
+
+	if (w->pid <= 0)
+		return 0;
+	while (free_slot < CDAEMON_MAX_WORKERS && workers[free_slot].pid > 0)
+		free_slot++;
+	if (free_slot == CDAEMON_MAX_WORKERS) {
+		logf_("worker[%d]: no slot free", index);
+		return -1;
+	}
+	workers[free_slot] = *w;
+	workers[free_slot].retiring = 1;
+	workers[free_slot].respawn_at = 0;
+	if (free_slot >= nslots)
+		nslots = free_slot + 1;
+	w->pid = 0;
+	w->sock = -1;
+	return 0;
+}
+
+static int spawn(int index, int sigfd)
+{
+	if (vacate(index) < 0)
+		return IN_MASTER;
+	int r = fork_worker(&workers[index], index, sigfd);
 	if (index >= nslots)
 		nslots = index + 1;
-	logf_("worker[%d] started (pid %ld)", index, (long)pid);
-	return -1; /* in the master */
+	return r;
+}
+
+static const char *logfile_gen_text(void)
+{
+	static char text[16];
+	snprintf(text, sizeof text, "%d", log_gen);
+	return text;
+}
+
+/* Worker index takes spare s: a RELEASE record, and the spare's process
+ * moves to the worker's slot. 0, or -1 if the spare cannot be told (it is
+ * dying: its SIGCHLD is on the way). */
+static int release(int s, int index)
+{
+	struct worker *sp = &spares[s], *w = &workers[index];
+
+	if (sp->pid <= 0 || sp->sock < 0 || vacate(index) < 0 ||
+	    cdaemon__send(sp->sock, CDAEMON_MSG_RELEASE, index, master_pid,
+			  logfile_gen_text()) < 0)
+		return -1;
+	int crashes = w->crashes;
+	*w = *sp;
+	w->crashes = crashes;
+	w->ready = 0;
+	w->started = cdaemon__now_ms();
+	if (index >= nslots)
+		nslots = index + 1;
+	w->waiting = 0;
+	sp->pid = 0;
+	sp->sock = -1;
+	sp->waiting = 0;
+	return 0;
+}
+
+/* The spare to release: one that waits already, else one starting, or
+ * -1. */
+static int pick_spare(void)
+{
+	int starting = -1;
+	for (int s = 0; s < nspares; s++) {
+		if (spares[s].pid <= 0 || spares[s].sock < 0)
+			continue;
+		if (spares[s].waiting)
+			return s;
+		if (starting < 0)
+			starting = s;
+	}
+	return starting;
 }
 
 static void signal_workers(int sig)
@@ -288,7 +408,26 @@ static void signal_workers(int sig)
 			kill(workers[i].pid, sig);
 }
 
-static int alive(void)
+/* Spares never got a signal handler: a stop closes their channel, and
+ * they exit 0 in cdaemon_spare_wait(). */
+static void signal_spares(int sig)
+{
+	for (int s = 0; s < nspares; s++)
+		if (spares[s].pid > 0)
+			kill(spares[s].pid, sig);
+}
+
+static void dismiss_spares(void)
+{
+	for (int s = 0; s < nspares; s++) {
+		if (spares[s].sock >= 0)
+			close(spares[s].sock);
+		spares[s].sock = -1;
+		spares[s].respawn_at = 0;
+	}
+}
+
+static int workers_alive(void)
 {
 	int n = 0;
 	for (int i = 0; i < nslots; i++)
@@ -296,18 +435,70 @@ static int alive(void)
 	return n;
 }
 
+static int spares_alive(void)
+{
+	int n = 0;
+	for (int s = 0; s < nspares; s++)
+		n += spares[s].pid > 0;
+	return n;
+}
+
+static int alive(void)
+{
+	return workers_alive() + spares_alive();
+}
+
 /* Before the master is ready, one failed worker fails the start. */
 static void fail_start(int code, const char *what) __attribute__((noreturn));
 static void fail_start(int code, const char *what)
 {
 	signal_workers(SIGKILL);
+	signal_spares(SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 	cdaemon_fail(code, what);
 }
 
-/* Every child that exited: a worker is replaced (with a backoff while it
- * dies young), or fails the start before the master is ready. */
+/* The pause before a slot is filled again, doubling while its process
+ * keeps dying young. */
+static long long backoff(int crashes)
+{
+	long long delay = 0;
+	if (crashes > 0) {
+		delay = BACKOFF_MIN_MS;
+		for (int k = 1; k < crashes && delay < BACKOFF_MAX_MS; k++)
+			delay *= 2;
+		if (delay > BACKOFF_MAX_MS)
+			delay = BACKOFF_MAX_MS;
+	}
+	return delay;
+}
+
+/* A spare that exited before its release: forked again, after the same
+ * backoff as a worker's. */
+static void spare_exited(int s, pid_t pid, const char *how)
+{
+	struct worker *sp = &spares[s];
+	long long now = cdaemon__now_ms(), age = now - sp->started;
+
+	if (sp->sock >= 0)
+		close(sp->sock);
+	sp->sock = -1;
+	sp->pid = 0;
+	sp->waiting = 0;
+	if (stopping) {
+		logf_("spare (pid %ld) %s", (long)pid, how);
+		return;
+	}
+	sp->crashes = age < YOUNG_MS ? sp->crashes + 1 : 0;
+	sp->respawn_at = now + backoff(sp->crashes);
+	logf_("spare (pid %ld) %s after %lld ms; a new one in %lld ms",
+	      (long)pid, how, age, sp->respawn_at - now);
+}
+
+/* Every child that exited: a worker is replaced by a spare at once, or
+ * forked again (with a backoff while it dies young), or fails the start
+ * before the master is ready. */
 static void reap_workers(void)
 {
 	int status;
@@ -315,11 +506,18 @@ static void reap_workers(void)
 	char how[128];
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		int i;
+		int i, s;
+		cdaemon__describe_status(how, sizeof how, status);
+		for (s = 0; s < nspares; s++)
+			if (spares[s].pid == pid)
+				break;
+		if (s < nspares) {
+			spare_exited(s, pid, how);
+			continue;
+		}
 		for (i = 0; i < nslots; i++)
 			if (workers[i].pid == pid)
 				break;
-		cdaemon__describe_status(how, sizeof how, status);
 		if (i == nslots) {
 			/* An orphan we adopted as subreaper: reap it, as init. */
 			logf_("reaped pid %ld, which %s", (long)pid, how);
@@ -343,28 +541,31 @@ static void reap_workers(void)
 			w->retiring = 0;
 			continue;
 		}
-		long long age = cdaemon__now_ms() - w->started;
+		long long now = cdaemon__now_ms(), age = now - w->started;
 		if (age < YOUNG_MS || !w->ready)
 			w->crashes++;
 		else
 			w->crashes = 0;
-		long long delay = 0;
-		if (w->crashes > 0) {
-			delay = BACKOFF_MIN_MS;
-			for (int k = 1; k < w->crashes && delay < BACKOFF_MAX_MS; k++)
-				delay *= 2;
-			if (delay > BACKOFF_MAX_MS)
-				delay = BACKOFF_MAX_MS;
+		long long delay = backoff(w->crashes);
+		s = pick_spare();
+		if (s >= 0 && release(s, i) == 0) {
+			/* The new spare behind it pays the backoff. */
+			spares[s].respawn_at = now + delay;
+			logf_("worker[%d] (pid %ld) %s after %lld ms; spare (pid "
+			      "%ld) released in its place, a new spare in %lld "
+			      "ms",
+			      i, (long)pid, how, age, (long)w->pid, delay);
+			continue;
 		}
-		w->respawn_at = cdaemon__now_ms() + delay;
+		w->respawn_at = now + delay;
 		logf_("worker[%d] (pid %ld) %s after %lld ms; restarting in %lld ms",
 		      i, (long)pid, how, age, delay);
 	}
 }
 
-static void read_worker(int i)
+/* A record from worker i, or from a spare (i is IN_SPARE). */
+static void read_worker(struct worker *w, int i)
 {
-	struct worker *w = &workers[i];
 	struct cdaemon_msg m;
 	ssize_t got;
 
@@ -381,7 +582,13 @@ static void read_worker(int i)
 	if ((size_t)got < offsetof(struct cdaemon_msg, text) ||
 	    m.magic != CDAEMON_MSG_MAGIC)
 		return;
-	if (m.type == CDAEMON_MSG_READY) {
+	if (m.type == CDAEMON_MSG_SPARE) {
+		/* From a worker: it was released before it got there. */
+		if (i == IN_SPARE) {
+			w->waiting = 1;
+			logf_("spare (pid %ld) waiting", (long)w->pid);
+		}
+	} else if (m.type == CDAEMON_MSG_READY && i != IN_SPARE) {
 		w->ready = 1;
 		logf_("worker[%d] (pid %ld) ready", i, (long)w->pid);
 		if (w->pending_sig) {
@@ -393,7 +600,7 @@ static void read_worker(int i)
 							  : sizeof fail_msg - 1;
 		memcpy(fail_msg, m.text, len);
 		fail_msg[len] = '\0';
-		logf_("worker[%d] (pid %ld): %s", i, (long)w->pid, fail_msg);
+		logf_("%s (pid %ld): %s", who(i), (long)w->pid, fail_msg);
 	}
 }
 
@@ -421,16 +628,18 @@ static void begin_stop(int sig)
 			logf_("signal %d during a graceful stop: killing workers",
 			      sig);
 			signal_workers(SIGKILL);
+			signal_spares(SIGKILL);
 		}
 		return;
 	}
 	stopping = sig;
 	stop_deadline = cdaemon__now_ms() + cdaemon__state.config.stop_timeout_ms;
-	logf_("%s stop (signal %d, %s): %d workers",
+	logf_("%s stop (signal %d, %s): %d workers, %d spares",
 	      sig == SIGQUIT ? "graceful" : "quick", sig, strsignal(sig),
-	      alive());
+	      workers_alive(), spares_alive());
 	(void)cdaemon_notify("STOPPING=1");
 	signal_workers(sig);
+	dismiss_spares();
 }
 
 /* One signal the master read from its signalfd. */
@@ -449,8 +658,9 @@ static void handle_master_signal(int sig, int sigfd, int *spawned)
 	case SIGUSR1:
 		if (cdaemon_reopen_log(NULL, 0) < 0)
 			logf_("reopen log: %s", strerror(errno));
+		log_gen++;
 		logf_("signal %d (%s): log reopened, forwarded to %d workers",
-		      sig, strsignal(sig), alive());
+		      sig, strsignal(sig), workers_alive());
 		/* A worker that is not ready may not handle the signal yet (a
 		 * Go program dies of SIGHUP until signal.Notify): it gets it
 		 * once it says READY. */
@@ -468,7 +678,14 @@ static void handle_master_signal(int sig, int sigfd, int *spawned)
 			break;
 		target++;
 		logf_("TTIN: %d workers", target);
-		*spawned = spawn(target - 1, sigfd);
+		int s = pick_spare();
+		if (s >= 0 && release(s, target - 1) == 0) {
+			spares[s].respawn_at = cdaemon__now_ms();
+			logf_("worker[%d]: spare (pid %ld) released",
+			      target - 1, (long)workers[target - 1].pid);
+		} else {
+			*spawned = spawn(target - 1, sigfd);
+		}
 		break;
 	case SIGTTOU:
 		if (stopping || target <= 1)
@@ -484,7 +701,41 @@ static void handle_master_signal(int sig, int sigfd, int *spawned)
 	}
 }
 
-int cdaemon_prefork(void)
+/* A spawn's result in a child: a worker's index, or for a spare, its
+ * index once released (C), or IN_SPARE for the Go binding to wait in
+ * cdaemon_spare_wait() once its runtime runs. */
+static int in_child(int r, int wait_in_go)
+{
+	if (r == IN_SPARE && !wait_in_go)
+		return cdaemon_spare_wait();
+	return r;
+}
+
+/* Spares are kept once the master is ready: they never delay a start.
+ * Returns a spawn's result; the time to wake for the next is in *wake. */
+static int keep_spares(int sigfd, long long now, long long *wake)
+{
+	if (!master_ready || stopping)
+		return IN_MASTER;
+	for (int s = 0; s < nspares; s++) {
+		struct worker *sp = &spares[s];
+		if (sp->pid != 0)
+			continue;
+		if (sp->respawn_at <= now) {
+			int r = fork_worker(sp, IN_SPARE, sigfd);
+			if (r != IN_MASTER)
+				return r;
+			if (sp->pid == 0) /* fork failed: retry later */
+				sp->respawn_at = now + BACKOFF_MAX_MS;
+			continue;
+		}
+		if (*wake < 0 || sp->respawn_at < *wake)
+			*wake = sp->respawn_at;
+	}
+	return IN_MASTER;
+}
+
+int cdaemon__prefork(int wait_in_go)
 {
 	struct cdaemon_state *st = &cdaemon__state;
 	int nworkers = st->config.workers;
@@ -495,6 +746,7 @@ int cdaemon_prefork(void)
 
 	master_pid = getpid();
 	target = nworkers;
+	nspares = st->config.spares;
 	find_argv_area();
 	title_master();
 	/* Orphans of workers come to us: reap them, as a small init would
@@ -514,6 +766,8 @@ int cdaemon_prefork(void)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "signalfd", errno);
 	for (int i = 0; i < CDAEMON_MAX_WORKERS; i++)
 		workers[i].sock = -1;
+	for (int s = 0; s < CDAEMON_MAX_SPARES; s++)
+		spares[s].sock = -1;
 
 	for (int i = 0; i < st->nlisten; i++) {
 		char where[160];
@@ -521,17 +775,22 @@ int cdaemon_prefork(void)
 					     sizeof where) == 0)
 			logf_("listening on %s", where);
 	}
-	logf_("starting %d workers", nworkers);
+	if (nspares > 0)
+		logf_("starting %d workers; spares: %d, once they are ready",
+		      nworkers, nspares);
+	else
+		logf_("starting %d workers", nworkers);
 	for (int i = 0; i < nworkers; i++) {
 		int r = spawn(i, sigfd);
-		if (r >= 0)
-			return r;
+		if (r != IN_MASTER)
+			return in_child(r, wait_in_go);
 		if (workers[i].pid == 0)
 			fail_start(CDAEMON_EXIT_OSERR, "cannot fork a worker");
 	}
 
-	struct pollfd pfd[1 + CDAEMON_MAX_WORKERS];
-	int idx[1 + CDAEMON_MAX_WORKERS];
+	struct pollfd pfd[1 + CDAEMON_MAX_WORKERS + CDAEMON_MAX_SPARES];
+	struct worker *polled[1 + CDAEMON_MAX_WORKERS + CDAEMON_MAX_SPARES];
+	int idx[1 + CDAEMON_MAX_WORKERS + CDAEMON_MAX_SPARES];
 	for (;;) {
 		long long now = cdaemon__now_ms();
 		long long wake = -1;
@@ -541,8 +800,8 @@ int cdaemon_prefork(void)
 				continue;
 			if (w->respawn_at <= now) {
 				int r = spawn(i, sigfd);
-				if (r >= 0)
-					return r;
+				if (r != IN_MASTER)
+					return in_child(r, wait_in_go);
 				if (w->pid == 0) /* fork failed: retry later */
 					w->respawn_at = now + BACKOFF_MAX_MS;
 				continue;
@@ -550,6 +809,9 @@ int cdaemon_prefork(void)
 			if (wake < 0 || w->respawn_at < wake)
 				wake = w->respawn_at;
 		}
+		int r = keep_spares(sigfd, now, &wake);
+		if (r != IN_MASTER)
+			return in_child(r, wait_in_go);
 		if (stopping) {
 			if (alive() == 0) {
 				logf_("stopped");
@@ -557,10 +819,11 @@ int cdaemon_prefork(void)
 			}
 			if (now >= stop_deadline) {
 				logf_("%d workers still running after %lld ms: "
-				      "killing them",
-				      alive(),
-				      st->config.stop_timeout_ms);
+				      "killing them (and %d spares)",
+				      workers_alive(),
+				      st->config.stop_timeout_ms, spares_alive());
 				signal_workers(SIGKILL);
+				signal_spares(SIGKILL);
 				stop_deadline = now + 3600000;
 			}
 			wake = stop_deadline;
@@ -568,33 +831,85 @@ int cdaemon_prefork(void)
 		int n = 0;
 		pfd[n].fd = sigfd;
 		pfd[n].events = POLLIN;
-		idx[n++] = -1;
+		polled[n] = NULL;
+		idx[n++] = IN_MASTER;
 		for (int i = 0; i < nslots; i++) {
 			if (workers[i].sock < 0)
 				continue;
 			pfd[n].fd = workers[i].sock;
 			pfd[n].events = POLLIN;
+			polled[n] = &workers[i];
 			idx[n++] = i;
+		}
+		for (int s = 0; s < nspares; s++) {
+			if (spares[s].sock < 0)
+				continue;
+			pfd[n].fd = spares[s].sock;
+			pfd[n].events = POLLIN;
+			polled[n] = &spares[s];
+			idx[n++] = IN_SPARE;
 		}
 		int timeout = -1;
 		if (wake >= 0)
 			timeout = wake > now ? (int)(wake - now) : 0;
-		int r = poll(pfd, (nfds_t)n, timeout);
+		r = poll(pfd, (nfds_t)n, timeout);
 		if (r < 0 && errno != EINTR)
 			fail_start(CDAEMON_EXIT_OSERR, "poll failed");
+		/* A record may release or close a channel polled after it:
+		 * read only one still open on the same process. */
 		for (int k = 1; r > 0 && k < n; k++)
-			if (pfd[k].revents)
-				read_worker(idx[k]);
+			if (pfd[k].revents && polled[k]->sock == pfd[k].fd)
+				read_worker(polled[k], idx[k]);
 		if (r > 0 && (pfd[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			while (read(sigfd, &si, sizeof si) == sizeof si) {
-				int spawned = -1;
+				int spawned = IN_MASTER;
 				handle_master_signal((int)si.ssi_signo, sigfd,
 						     &spawned);
-				if (spawned >= 0)
-					return spawned;
+				if (spawned != IN_MASTER)
+					return in_child(spawned, wait_in_go);
 			}
 		}
 		check_ready();
 	}
+}
+
+int cdaemon_prefork(void)
+{
+	return cdaemon__prefork(0);
+}
+
+int cdaemon_spare_wait(void)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	struct cdaemon_msg m;
+	ssize_t got;
+
+	if (!st->spare)
+		return st->worker_index;
+	/* The master logs it and prefers a spare that waits. */
+	(void)cdaemon__send(st->ready_fd, CDAEMON_MSG_SPARE, 0, getpid(), "");
+	for (;;) {
+		got = recv(st->ready_fd, &m, sizeof m, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		/* EOF: the master stops (or died, and PDEATHSIG is on its
+		 * way). Nothing was served: leave quietly. */
+		if (got <= 0)
+			_exit(0);
+		if ((size_t)got >= offsetof(struct cdaemon_msg, text) &&
+		    m.magic == CDAEMON_MSG_MAGIC &&
+		    m.type == CDAEMON_MSG_RELEASE)
+			break;
+	}
+	st->spare = 0;
+	st->worker_index = m.code;
+	title_released(m.code);
+	/* The master reopened its log since this spare was forked (a
+	 * rotation): so does the spare, as its workers did on HUP. */
+	size_t len = m.len < sizeof m.text ? m.len : sizeof m.text - 1;
+	m.text[len] = '\0';
+	if (atoi(m.text) != log_gen && st->logfile[0])
+		(void)cdaemon_reopen_log(NULL, 0);
+	return st->worker_index;
 }

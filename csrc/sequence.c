@@ -211,6 +211,18 @@ static void validate(const struct cdaemon_config *cfg,
 	struct cdaemon_state *st = &cdaemon__state;
 	char err[1024];
 
+	/* The parser takes CDAEMON_SPARES alone; what it means is checked
+	 * here, for every caller. */
+	if (cfg->spares < 0 || cfg->spares > CDAEMON_MAX_SPARES ||
+	    (cfg->spares > 0 && cfg->workers <= 0)) {
+		cdaemon__print(2, "%s: %s=%d: %s\n", cdaemon__prog(),
+			       cdaemon__setting("CDAEMON_SPARES"), cfg->spares,
+			       cfg->workers <= 0
+				       ? "spares stand in for prefork workers: "
+					 "set CDAEMON_WORKERS too"
+				       : "want 0 to 64 spares");
+		_exit(CDAEMON_EXIT_USAGE);
+	}
 	*nkeep = 0;
 	for (int i = 0; i < cfg->nkeep_fds; i++) {
 		if (cfg->keep_fds[i] < 0 || fcntl(cfg->keep_fds[i], F_GETFD) < 0) {

@@ -41,6 +41,9 @@
 	X("CDAEMON_WORKERS", "1-1024", "none",                                 \
 	  "prefork: this many Go workers forked by a C master", "2")           \
 	X("CDAEMON_STOP_TIMEOUT", "duration", "30s",                           \
-	  "prefork: how long a stop waits for workers before KILL", "5s")
+	  "prefork: how long a stop waits for workers before KILL", "5s")      \
+	X("CDAEMON_SPARES", "0-64", "0",                                       \
+	  "prefork: workers kept started, not serving, to replace one at once", \
+	  "1")
 
 #endif

@@ -115,6 +115,7 @@ const (
 	svTimeout     = "41s"
 	svStopTimeout = "7s"
 	svWorkers     = 2
+	svSpares      = 1 // with workers only: spares stand in for workers
 )
 
 // operatorVars are the CDAEMON_* variables of c, every one that can be
@@ -140,7 +141,7 @@ func (c *survCase) operatorVars(u *user.User, g *user.Group) []string {
 		vars = append(vars, "CDAEMON_LOG=app.log")
 	}
 	if c.workers > 0 {
-		vars = append(vars, "CDAEMON_WORKERS="+strconv.Itoa(c.workers))
+		vars = append(vars, "CDAEMON_WORKERS="+strconv.Itoa(c.workers), "CDAEMON_SPARES="+strconv.Itoa(svSpares))
 	}
 	if c.foreground {
 		vars = append(vars, "CDAEMON_FOREGROUND=1")
@@ -489,8 +490,15 @@ func survivalChecks() map[string]survivalCheck {
 			want := tg.c.want.Workers
 			switch tg.role {
 			case roleMaster:
-				if kids := proctest.Children(tg.pid); len(kids) != want {
-					tg.errorf(t, "CDAEMON_WORKERS", "the master has children %v, want %d workers", kids, want)
+				// Spares (CDAEMON_SPARES) are children too, titled so.
+				var workers []int
+				for _, k := range proctest.Children(tg.pid) {
+					if strings.Contains(proctest.Title(k), ": worker[") {
+						workers = append(workers, k)
+					}
+				}
+				if len(workers) != want {
+					tg.errorf(t, "CDAEMON_WORKERS", "the master has workers %v, want %d", workers, want)
 				}
 				if title, w := proctest.Title(tg.pid), filepath.Base(tg.launcher.cmd.Path)+": master"; !strings.HasPrefix(title, w) {
 					tg.errorf(t, "CDAEMON_WORKERS", "title %q, want %s", title, w)
@@ -507,6 +515,28 @@ func survivalChecks() map[string]survivalCheck {
 			}
 			if isWorker := s.Worker >= 0; isWorker != (want > 0) || s.Worker >= want && want > 0 {
 				tg.errorf(t, "CDAEMON_WORKERS", "Worker() %d with CDAEMON_WORKERS=%d", s.Worker, want)
+			}
+		},
+		"CDAEMON_SPARES": func(t reporter, tg *target) {
+			// Set only with workers. The master applies it, and once
+			// ready forks that many children titled "spare".
+			want := tg.c.want.Spares
+			if s := tg.seen; s != nil && tg.constructor() && s.Applied.Spares != want {
+				tg.errorf(t, "CDAEMON_SPARES", "applied %d, the operator set %d", s.Applied.Spares, want)
+			}
+			if tg.role != roleMaster {
+				return
+			}
+			spares := func() (n int) {
+				for _, k := range proctest.Children(tg.pid) {
+					if strings.HasSuffix(proctest.Title(k), ": spare") {
+						n++
+					}
+				}
+				return n
+			}
+			if !proctest.Eventually(deadline, func() bool { return spares() == want }) {
+				tg.errorf(t, "CDAEMON_SPARES", "the master has %d spares, want %d", spares(), want)
 			}
 		},
 		"CDAEMON_STOP_TIMEOUT": func(t reporter, tg *target) {
@@ -617,7 +647,7 @@ func TestEveryVariableSurvivesEndToEnd(t *testing.T) {
 		c.sockets = strings.Count(c.want.Listen, ",") + 1
 		for _, v := range cdaemon.Variables() {
 			if v.Name != "CDAEMON" && !c.set[v.Name] && !(v.Name == "CDAEMON_LOG" && c.noclose) &&
-				!(v.Name == "CDAEMON_NOCLOSE" && !c.noclose) && !(v.Name == "CDAEMON_WORKERS" && c.workers == 0) &&
+				!(v.Name == "CDAEMON_NOCLOSE" && !c.noclose) && !((v.Name == "CDAEMON_WORKERS" || v.Name == "CDAEMON_SPARES") && c.workers == 0) &&
 				!(v.Name == "CDAEMON_FOREGROUND" && !c.foreground) {
 				t.Errorf("%s: case %s does not set it", v.Name, c.name)
 			}
