@@ -28,7 +28,7 @@ TEST_SRCS := $(wildcard csrc/tests/*.c)
 TEST_BINS := $(patsubst csrc/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VERSION  := $(shell sed -n 's/^\#define CDAEMON_VERSION "\(.*\)"/\1/p' csrc/cdaemon.h)
 
-.PHONY: test-first-hour all lib go csrc-hash test test-c test-go test-bench test-fuzz vet staticcheck demo install clean bench bench-quick
+.PHONY: test-first-hour all lib go csrc-hash test test-c test-c-musl test-go test-bench test-fuzz vet staticcheck demo install clean bench bench-quick
 
 all: lib go
 
@@ -97,7 +97,30 @@ test-c: $(TEST_BINS)
 			fail=$$((fail + $$(echo "$$line" | sed 's/.* \([0-9]*\) failed.*/\1/')));; \
 		*) echo "# $$t did not finish:"; tail -20 $$t.out; fail=$$((fail + 1)); rc=1;; esac; \
 	done; \
-	echo "c: $$pass passed, $$fail failed" | tee -a $(SUMMARY); exit $$rc
+	echo "$(CLABEL): $$pass passed, $$fail failed" | tee -a $(SUMMARY); exit $$rc
+
+# The C tests again, built with musl (Debian's musl-tools) and without the
+# sanitizers, which need glibc: the library must not depend on glibc (the
+# build recipes of README.md; cdaemon's TestBuildModes runs the Go side).
+# musl's headers have no linux/ nor asm/: the kernel's are searched after
+# them, and only those. Skipped, and said, without musl-gcc, unless
+# CDTEST_REQUIRE_TOOLS=1 (.ci/run).
+CLABEL   ?= c
+MUSL_CC  ?= musl-gcc
+test-c-musl:
+	@mkdir -p $(BUILD)/musl/kernel-headers; \
+	if ! command -v $(MUSL_CC) >/dev/null 2>&1; then \
+		echo "c-musl: $(MUSL_CC) is not installed (Debian package musl-tools)"; \
+		if [ "$$CDTEST_REQUIRE_TOOLS" = 1 ]; then $(call record,c-musl,1); exit 1; fi; \
+		echo "c-musl: 0 passed, 0 failed" >> $(SUMMARY); exit 0; \
+	fi; \
+	for d in linux asm asm-generic; do \
+		for base in /usr/include /usr/include/$$(gcc -print-multiarch); do \
+			test -d $$base/$$d && ln -sfn $$base/$$d $(BUILD)/musl/kernel-headers/$$d; \
+		done; \
+	done; \
+	$(MAKE) --no-print-directory test-c CC=$(MUSL_CC) BUILD=$(BUILD)/musl CLABEL=c-musl \
+		SUMMARY=$(abspath $(SUMMARY)) SANITIZE="-idirafter $(abspath $(BUILD))/musl/kernel-headers"
 
 # bench/ is a module of its own (its peers must not become dependencies of
 # cdaemon): every Go check runs in both.
@@ -139,7 +162,7 @@ test-fuzz: csrc-hash $(TESTSUM)
 	@$(GO) test -run '^$$' -fuzz FuzzParseEnv -fuzztime $(FUZZTIME) -json ./cdaemon/ | $(TESTSUM) fuzz $(SUMMARY)
 
 # Every step runs even if one fails; the last line adds them all up.
-TEST_STEPS := test-c test-first-hour vet staticcheck test-go test-bench test-fuzz
+TEST_STEPS := test-c test-c-musl test-first-hour vet staticcheck test-go test-bench test-fuzz
 test: lib
 	@rm -f $(SUMMARY); rc=0; \
 	for step in $(TEST_STEPS); do $(MAKE) --no-print-directory $$step || rc=1; done; \

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,12 +67,26 @@ func (a *artifact) get() {
 }
 
 func goBuild(name string, args ...string) func(context.Context, string) ([]string, []byte, error) {
+	return goBuildEnv(name, nil, args...)
+}
+
+// goBuildEnv is goBuild with variables added to the environment (CC=...).
+func goBuildEnv(name string, env []string, args ...string) func(context.Context, string) ([]string, []byte, error) {
 	return func(ctx context.Context, dir string) ([]string, []byte, error) {
 		out := filepath.Join(dir, name)
 		argv := append([]string{"build", "-o", out}, args...)
-		b, err := run(ctx, cleanEnv(), "go", argv...)
+		b, err := run(ctx, append(cleanEnv(), env...), "go", argv...)
 		return []string{out}, b, err
 	}
+}
+
+// missingTool is the build error of an artifact whose toolchain is not
+// installed: the tests that need it skip, naming it, unless
+// CDTEST_REQUIRE_TOOLS=1 (.ci/run sets it, and installs every tool).
+type missingTool struct{ tool, pkg string }
+
+func (m *missingTool) Error() string {
+	return fmt.Sprintf("%s is not installed (Debian package %s)", m.tool, m.pkg)
 }
 
 func gcc(name, src string, libs ...string) func(context.Context, string) ([]string, []byte, error) {
@@ -97,8 +112,6 @@ func run(ctx context.Context, env []string, name string, args ...string) ([]byte
 
 var artifacts = map[string]*artifact{
 	"default":  {build: goBuild("testdaemon", "./testdata/testdaemon")},
-	"pie":      {build: goBuild("testdaemon-pie", "-buildmode=pie", "./testdata/testdaemon")},
-	"static":   {build: goBuild("testdaemon-static", "-ldflags=-extldflags -static", "./testdata/testdaemon")},
 	"internal": {build: goBuild("testdaemon-internal", "-ldflags=-linkmode=internal", "./testdata/testdaemon")},
 	"sigwrap":  {build: gcc("sigwrap", "./testdata/sigwrap/sigwrap.c")},
 	"cshared": {build: func(ctx context.Context, dir string) ([]string, []byte, error) {
@@ -110,16 +123,34 @@ var artifacts = map[string]*artifact{
 		paths, out2, err := gcc("loader", "./testdata/cshared/loader.c", "-ldl")(ctx, dir)
 		return append(paths, lib), append(out, out2...), err
 	}},
+	// The same library as an archive, linked into a C program.
+	"carchive": {build: func(ctx context.Context, dir string) ([]string, []byte, error) {
+		lib := filepath.Join(dir, "libcdtest.a")
+		out, err := run(ctx, cleanEnv(), "go", "build", "-buildmode=c-archive", "-o", lib, "./testdata/cshared/lib")
+		if err != nil {
+			return nil, out, err
+		}
+		paths, out2, err := gcc("carchive", "./testdata/carchive/main.c", lib)(ctx, dir)
+		return paths, append(out, out2...), err
+	}},
 }
 
-// The order of the background builds: what most tests need first.
-var buildOrder = []string{"default", "sigwrap", "pie", "static", "internal", "cshared"}
+// The order of the background builds: what most tests need first. The
+// build recipes (buildmode_test.go) add theirs after these.
+var buildOrder = []string{"default", "sigwrap", "internal", "cshared", "carchive"}
 
 // need returns the paths of a built artifact, building it if needed.
 func need(t testing.TB, name string) []string {
 	t.Helper()
 	a := artifacts[name]
 	a.get()
+	var missing *missingTool
+	if errors.As(a.err, &missing) {
+		if os.Getenv("CDTEST_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("building %s: %v (CDTEST_REQUIRE_TOOLS=1: nothing may be skipped)", name, missing)
+		}
+		t.Skipf("building %s: %v", name, missing)
+	}
 	if a.err != nil {
 		t.Fatalf("building %s: %v\n%s", name, a.err, a.out)
 	}
@@ -187,7 +218,7 @@ func cleanEnv() []string { return proctest.CleanEnv("CDTEST_") }
 // ourComm says whether a zombie (which has no exe any more) ran one of our
 // binaries, by its command name.
 func ourComm(comm string) bool {
-	return strings.HasPrefix(comm, "testdaemon") || comm == "sigwrap" || comm == "loader"
+	return strings.HasPrefix(comm, "testdaemon") || comm == "sigwrap" || comm == "loader" || comm == "carchive"
 }
 
 // sweep kills every process running one of our binaries and reaps those
@@ -241,6 +272,8 @@ type report struct {
 	Goroutines   int      `json:"goroutines"`
 	ExecutableOK bool     `json:"executable_ok"`
 	ChildPID     int      `json:"child_pid"` // mode spawn
+	Args         []string `json:"args"`
+	Mark         string   `json:"mark"` // CDTEST_MARK
 
 	err error // the line could not be decoded
 }
@@ -297,6 +330,7 @@ type launchSpec struct {
 	dir     string // the launcher's working directory
 	attr    *syscall.SysProcAttr
 	stdio   *os.File    // stdin, stdout and stderr (a terminal), if set
+	args    []string    // command-line arguments after the program's name
 	reports *reportFIFO // shared FIFO; a new one if nil
 }
 
@@ -323,9 +357,9 @@ func command(t *testing.T, spec launchSpec, reportPath, errPath string) *exec.Cm
 	}
 	var cmd *exec.Cmd
 	if spec.wrap != "" {
-		cmd = exec.Command(need(t, "sigwrap")[0], spec.wrap, bin)
+		cmd = exec.Command(need(t, "sigwrap")[0], append([]string{spec.wrap, bin}, spec.args...)...)
 	} else {
-		cmd = exec.Command(bin)
+		cmd = exec.Command(bin, spec.args...)
 	}
 	cmd.Env = append(cleanEnv(), "CDTEST_MODE="+spec.mode, "CDTEST_REPORT="+reportPath)
 	cmd.Env = append(cmd.Env, spec.env...)
@@ -630,6 +664,33 @@ var variants = []variant{
 	{name: "keep-fds", keep: []int{5, 7}},
 }
 
+// Arguments and a variable the daemon must see exactly as they were given:
+// an empty argument, one with a space, one with bytes beyond ASCII.
+var (
+	markArgs  = []string{"-flag", "", "two words", "caf\u00e9"}
+	markValue = "after the trigger=1"
+)
+
+// checkArgv checks that the Go runtime of the daemon pid (reporting r)
+// found argv and the environment where the kernel put them, and that the
+// kernel's view of its command line (/proc/<pid>/cmdline, what ps shows)
+// is unchanged: the constructor reads neither from its arguments (musl
+// passes it none) and must move neither.
+func checkArgv(t *testing.T, r report, bin string, args []string) {
+	t.Helper()
+	want := append([]string{bin}, args...)
+	if !slices.Equal(r.Args, want) {
+		t.Errorf("os.Args in the daemon = %q, want %q", r.Args, want)
+	}
+	if r.Mark != markValue {
+		t.Errorf("CDTEST_MARK in the daemon = %q, want %q", r.Mark, markValue)
+	}
+	cmdline := proctest.ReadFile(t, r.PID, "cmdline")
+	if w := strings.Join(want, "\x00") + "\x00"; cmdline != w {
+		t.Errorf("/proc/%d/cmdline = %q, want %q", r.PID, cmdline, w)
+	}
+}
+
 // checkDaemon starts the test daemon from bin as a careless parent would
 // (SIGHUP, SIGINT, SIGUSR2 ignored; SIGUSR1, SIGTERM blocked; umask 037;
 // five inherited fds without FD_CLOEXEC at 3..7) and checks every
@@ -675,11 +736,14 @@ func checkDaemon(t *testing.T, bin string, v variant) {
 		env = append(env, "CDAEMON_KEEP_FDS="+strings.Join(s, ","))
 	}
 	extra, inherited := inheritedFiles(t, dir, 5) // fds 3, 4, 5, 6, 7
+	// After the CDAEMON* variables, which the constructor blanks in place.
+	env = append(env, "CDTEST_MARK="+markValue)
 
-	l := launch(t, launchSpec{bin: bin, mode: "serve", env: env, wrap: "037", extra: extra, dir: dir})
+	l := launch(t, launchSpec{bin: bin, mode: "serve", env: env, wrap: "037", extra: extra, dir: dir, args: markArgs})
 	r := l.report()
 	l.waitReady()
 	pid := r.PID
+	checkArgv(t, r, bin, markArgs)
 
 	// The launcher relayed what the daemon printed before it was ready.
 	starting := fmt.Sprintf("testdaemon: starting (pid %d)", pid)
@@ -902,12 +966,14 @@ func TestCarelessParentIsVisible(t *testing.T) {
 
 // The launcher exits 0 only once the daemon is ready: while the daemon
 // waits at a gate, the launcher waits too; the pid file is already written.
-func TestLauncherExitsOnlyAfterReady(t *testing.T) {
+func TestLauncherExitsOnlyAfterReady(t *testing.T) { checkReadiness(t, testdaemon(t)) }
+
+func checkReadiness(t *testing.T, bin string) {
 	dir := t.TempDir()
 	gate := filepath.Join(dir, "gate.fifo")
 	proctest.Mkfifo(t, gate)
 	pidPath := filepath.Join(dir, "d.pid")
-	l := launch(t, launchSpec{mode: "gate", env: []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + pidPath, "CDTEST_GATE=" + gate}})
+	l := launch(t, launchSpec{bin: bin, mode: "gate", env: []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + pidPath, "CDTEST_GATE=" + gate}})
 	r := l.report()
 	if r.Phase != "waiting" {
 		t.Fatalf("report %+v, want the daemon waiting at the gate", r)
@@ -1017,10 +1083,12 @@ func TestDaemonDoesNotWaitForItsLauncher(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 4. Failure paths.
 
-func TestFailBeforeReady(t *testing.T) {
+func TestFailBeforeReady(t *testing.T) { checkFailBeforeReady(t, testdaemon(t)) }
+
+func checkFailBeforeReady(t *testing.T, bin string) {
 	dir := t.TempDir()
 	pidPath := filepath.Join(dir, "d.pid")
-	l := launch(t, launchSpec{mode: "fail", env: []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + pidPath}})
+	l := launch(t, launchSpec{bin: bin, mode: "fail", env: []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + pidPath}})
 	r := l.report()
 	if code := l.wait(); code != 5 {
 		t.Errorf("launcher exit %d, want 5 (the daemon's Fail code)", code)
@@ -1053,10 +1121,12 @@ func TestPanicBeforeReady(t *testing.T) {
 	assertNoneRunning(t, l.bin)
 }
 
-func TestNeverReadyTimesOut(t *testing.T) {
+func TestNeverReadyTimesOut(t *testing.T) { checkNeverReadyTimesOut(t, testdaemon(t)) }
+
+func checkNeverReadyTimesOut(t *testing.T, bin string) {
 	dir := t.TempDir()
 	pidPath := filepath.Join(dir, "d.pid")
-	l := launch(t, launchSpec{mode: "never", env: []string{"CDAEMON=1", "CDAEMON_TIMEOUT=500ms", "CDAEMON_PIDFILE=" + pidPath}})
+	l := launch(t, launchSpec{bin: bin, mode: "never", env: []string{"CDAEMON=1", "CDAEMON_TIMEOUT=500ms", "CDAEMON_PIDFILE=" + pidPath}})
 	if code := l.wait(); code != 124 {
 		t.Errorf("launcher exit %d, want 124 (timeout)", code)
 	}
@@ -1085,7 +1155,9 @@ func TestNeverReadyTimesOut(t *testing.T) {
 
 // Bad values are refused by the launcher before anything forks, with the
 // documented exit code and a message naming the variable and the value.
-func TestBadEnvironment(t *testing.T) {
+func TestBadEnvironment(t *testing.T) { checkBadEnvironment(t, testdaemon(t)) }
+
+func checkBadEnvironment(t *testing.T, bin string) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing", "d.pid")
 	missingLog := filepath.Join(dir, "missing", "d.log")
@@ -1116,10 +1188,9 @@ func TestBadEnvironment(t *testing.T) {
 		{"pidfile-dir-missing", []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + missing}, 73, []string{"CDAEMON_PIDFILE", missing}},
 		{"log-dir-missing", []string{"CDAEMON=1", "CDAEMON_LOG=" + missingLog}, 73, []string{"CDAEMON_LOG", missingLog}},
 	}
-	bin := testdaemon(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			l := launch(t, launchSpec{mode: "serve", env: c.env})
+			l := launch(t, launchSpec{bin: bin, mode: "serve", env: c.env})
 			code := l.wait()
 			out := l.stderr()
 			if code != c.code {
@@ -1294,9 +1365,11 @@ func TestExitRemovesPIDFile(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 6. The trigger does not leak to the daemon's children.
 
-func TestTriggerDoesNotLeak(t *testing.T) {
+func TestTriggerDoesNotLeak(t *testing.T) { checkTriggerDoesNotLeak(t, testdaemon(t)) }
+
+func checkTriggerDoesNotLeak(t *testing.T, bin string) {
 	dir := t.TempDir()
-	l := launch(t, launchSpec{mode: "exec", env: []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + filepath.Join(dir, "d.pid"), "CDAEMON_TIMEOUT=1m"}})
+	l := launch(t, launchSpec{bin: bin, mode: "exec", env: []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + filepath.Join(dir, "d.pid"), "CDAEMON_TIMEOUT=1m"}})
 	l.waitReady()
 	r := l.report()
 	if r.ChildError != "" || r.Child == nil {

@@ -13,7 +13,9 @@ import (
 // CDAEMON_USER drops privileges in the daemon before the Go runtime
 // starts, after the pid file and the log file were opened as root: the
 // daemon runs as the user with its groups, and still holds both files.
-func TestPrivilegeDrop(t *testing.T) {
+func TestPrivilegeDrop(t *testing.T) { checkPrivilegeDrop(t, testdaemon(t)) }
+
+func checkPrivilegeDrop(t *testing.T, bin string) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to drop privileges")
 	}
@@ -36,7 +38,7 @@ func TestPrivilegeDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidPath, logPath := filepath.Join(dir, "d.pid"), filepath.Join(dir, "d.log")
-	l := launch(t, launchSpec{mode: "serve", reports: reports, env: []string{
+	l := launch(t, launchSpec{bin: bin, mode: "serve", reports: reports, env: []string{
 		"CDAEMON=1", "CDAEMON_USER=nobody", "CDAEMON_PIDFILE=" + pidPath, "CDAEMON_LOG=" + logPath,
 	}})
 	r := l.report()

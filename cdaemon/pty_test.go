@@ -26,7 +26,9 @@ func ttyNr(t *testing.T, f *os.File) int {
 // The launcher runs on a real terminal, as its controlling terminal and
 // session leader. The daemon has no terminal, and survives the terminal's
 // hangup: the master and the slave are closed once the launcher is done.
-func TestDaemonSurvivesTerminalHangup(t *testing.T) {
+func TestDaemonSurvivesTerminalHangup(t *testing.T) { checkTerminalHangup(t, testdaemon(t)) }
+
+func checkTerminalHangup(t *testing.T, bin string) {
 	master, slave := proctest.OpenPTY(t)
 	defer master.Close()
 	defer slave.Close()
@@ -37,6 +39,7 @@ func TestDaemonSurvivesTerminalHangup(t *testing.T) {
 	proctest.Mkfifo(t, gate)
 	pidPath := filepath.Join(dir, "d.pid")
 	l := launch(t, launchSpec{
+		bin:   bin,
 		mode:  "gate",
 		env:   []string{"CDAEMON=1", "CDAEMON_PIDFILE=" + pidPath, "CDTEST_GATE=" + gate},
 		stdio: slave,

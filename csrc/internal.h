@@ -231,6 +231,19 @@ struct cdaemon_ids {
 };
 int cdaemon__resolve_ids(const char *user, const char *group,
 			 struct cdaemon_ids *ids, char *err, size_t errlen);
+/* The same lookup made in a child process, whose crash becomes a message
+ * naming the variables. A program linked statically with glibc loads the
+ * NSS modules that /etc/nsswitch.conf names (systemd, ldap, ...) with
+ * dlopen, which crashes there (systemd issue 11970: getpwnam of an unknown
+ * user, with "passwd: files systemd", is a SIGSEGV; the linker warns
+ * "Using 'getpwnam' in statically linked applications requires ...").
+ * The launcher uses it only in such a program, while it has one thread. */
+int cdaemon__resolve_ids_apart(const char *user, const char *group,
+			       struct cdaemon_ids *ids, char *err,
+			       size_t errlen);
+int cdaemon__resolve_ids_launcher(const char *user, const char *group,
+				  struct cdaemon_ids *ids, char *err,
+				  size_t errlen);
 int cdaemon__drop_privileges(const struct cdaemon_ids *ids,
 			     const char **step);
 

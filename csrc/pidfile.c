@@ -215,6 +215,13 @@ static const char *untrusted(const char *path, int fd, const struct stat *sb)
 
 enum { FRESH_AGAIN = 2 };
 
+/* The flag is the kernel's (linux/fs.h), glibc's <stdio.h> says it since
+ * 2.28, musl's only since 1.2.5 (renameat2): Debian 12's musl 1.2.3 has
+ * SYS_renameat2 but not the flag, which silently took the link fallback. */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
 /* Gives the temporary file its name if that name is free: a rename moves
  * the name our fd was opened by, so /proc/PID/fd and lsof show the pid
  * file's path (a link, then an unlink, would show "tmp (deleted)").
@@ -222,7 +229,7 @@ enum { FRESH_AGAIN = 2 };
  * link is the fallback on filesystems without it. */
 static int publish_new(const char *tmp, const char *path)
 {
-#if defined(SYS_renameat2) && defined(RENAME_NOREPLACE)
+#ifdef SYS_renameat2
 	if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, path,
 		    RENAME_NOREPLACE) == 0)
 		return 0;

@@ -260,8 +260,13 @@ int cdaemon__close_fds_proc(const int *keep, int nkeep)
 		return -1;
 	int self = dirfd(d);
 	struct dirent *e;
-	errno = 0;
-	while ((e = readdir(d)) != NULL) {
+	/* errno is reset before each readdir, whose error it then is: strtol
+	 * and close may set it too (musl's strtol says EINVAL for ".", which
+	 * made a clean walk report a failure). */
+	for (;;) {
+		errno = 0;
+		if ((e = readdir(d)) == NULL)
+			break;
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
 		if (*end != '\0' || end == e->d_name)

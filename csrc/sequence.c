@@ -256,8 +256,8 @@ static void validate(const struct cdaemon_config *cfg,
 			_exit(CDAEMON_EXIT_USAGE);
 		}
 	}
-	if (cdaemon__resolve_ids(cfg->user, cfg->group, ids, err,
-				 sizeof err) < 0) {
+	if (cdaemon__resolve_ids_launcher(cfg->user, cfg->group, ids, err,
+					  sizeof err) < 0) {
 		cdaemon__print(2, "%s\n", err);
 		_exit(CDAEMON_EXIT_USAGE);
 	}

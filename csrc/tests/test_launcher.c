@@ -188,7 +188,7 @@ static void test_relay_cap(int kind)
 	int p[2];
 	if (pipe(p) < 0)
 		return;
-	pid_t reader;
+	pid_t reader = -1;
 	int res = counting_reader(p[0], p[1], &reader);
 	close(p[0]);
 	static struct cdaemon_relay r;
@@ -321,7 +321,7 @@ static void test_kill_tree(void)
 	if (bystander == 0)
 		for (;;)
 			pause();
-	pid_t kids[2];
+	pid_t kids[2] = {-1, -1};
 	pid_t daemon = start_tree(kids);
 	ok(daemon > 0 && kids[0] > 0 && kids[1] > 0,
 	   "a daemon with a helper in its group and one in a new session");

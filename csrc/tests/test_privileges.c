@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -111,6 +112,39 @@ static void test_resolve(void)
 	refuses("4294967295", NULL, "no such user"); /* (uid_t)-1 */
 	refuses("-1", NULL, "no such user");
 	refuses("12x", NULL, "no such user");
+}
+
+/* The same lookups, made in a child process (what the launcher of a
+ * program linked statically with glibc does): the answers come back
+ * through the pipe, the child is reaped, nothing else changes. */
+static void test_resolve_apart(void)
+{
+	struct cdaemon_ids ids;
+	char err[512] = "";
+
+	is_int(cdaemon__resolve_ids_apart(NULL, NULL, &ids, err, sizeof err),
+	       0, "apart: nothing: 0");
+	is_int(ids.set, 0, "apart: nothing: nothing to drop");
+	if (geteuid() == 0) {
+		int r = cdaemon__resolve_ids_apart("root", "777", &ids, err,
+						   sizeof err);
+		ok(r == 0 && ids.set == 1 && ids.uid == 0 && ids.gid == 777 &&
+			   strcmp(ids.user, "root") == 0,
+		   "apart: root/777 resolves to uid 0 gid 777 \"root\" (r %d, "
+		   "err \"%s\")",
+		   r, err);
+	} else {
+		skip(1, "apart: another user needs root");
+	}
+	err[0] = '\0';
+	is_int(cdaemon__resolve_ids_apart("no-such-user-cdaemon", NULL, &ids,
+					  err, sizeof err),
+	       -1, "apart: an unknown user: -1");
+	has_str(err, "CDAEMON_USER=\"no-such-user-cdaemon\": no such user",
+		"apart: the child's message comes back");
+	errno = 0;
+	ok(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD,
+	   "apart: no child left behind");
 }
 
 /* Whom drop_child() drops to. */
@@ -333,6 +367,7 @@ static void test_nonroot(void)
 int main(void)
 {
 	test_resolve();
+	test_resolve_apart();
 	test_drop();
 	test_nonroot();
 	return done_testing();

@@ -70,6 +70,11 @@ type Report struct {
 	Goroutines   int             `json:"goroutines"`
 	ExecutableOK bool            `json:"executable_ok"`
 	ChildPID     int             `json:"child_pid,omitempty"`
+	// os.Args and one variable that follows the CDAEMON* ones in the
+	// environment: the runtime found argv and envp where the kernel put
+	// them, after the constructor ran (musl passes it no argv).
+	Args []string `json:"args"`
+	Mark string   `json:"mark"`
 }
 
 func observe(mode, phase string) *Report {
@@ -84,6 +89,8 @@ func observe(mode, phase string) *Report {
 		LogFile:    cdaemon.LogFile(),
 		Stages:     cdaemon.Stages(),
 		Goroutines: runtime.NumGoroutine(),
+		Args:       os.Args,
+		Mark:       os.Getenv("CDTEST_MARK"),
 	}
 	if f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err != nil {
 		r.DevTTYError = err.Error()
