@@ -41,6 +41,8 @@
 	X("CDAEMON_WORKERS", "1-1024", "none",                                 \
 	  "prefork: this many Go workers forked by a C master", "2")           \
 	X("CDAEMON_STOP_TIMEOUT", "duration", "30s",                           \
-	  "prefork: how long a stop waits for workers before KILL", "5s")
+	  "prefork: how long a stop waits for workers before KILL", "5s")     \
+	X("CDAEMON_INIT", "1 or 0", "1 as PID 1 in the foreground, else 0",    \
+	  "stay behind as a tiny init: forward signals, reap zombies", "1")
 
 #endif

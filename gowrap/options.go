@@ -15,9 +15,9 @@ import (
 // CDAEMON_* variable, named beside each, and the variable wins when both
 // are set: an operator can move a pid file or a log without a rebuild.
 // KillAfter, LogFDs, OnReload and Logger are the program's alone.
-// CDAEMON_NOCLOSE, CDAEMON_LISTEN, CDAEMON_WORKERS and CDAEMON_STOP_TIMEOUT
-// have no option: they are the operator's, and are carried to the daemon
-// on every path.
+// CDAEMON_NOCLOSE, CDAEMON_LISTEN, CDAEMON_WORKERS, CDAEMON_STOP_TIMEOUT and
+// CDAEMON_INIT have no option: they are the operator's, and are carried to
+// the daemon on every path.
 type Options struct {
 	PIDFile      string               // CDAEMON_PIDFILE: pid file, locked for the daemon's life
 	LogFile      string               // CDAEMON_LOG: stdout and stderr appended here; "" is /dev/null
@@ -81,7 +81,7 @@ func (o *Options) settings() (cdaemon.Config, error) {
 	over("CDAEMON_GROUP", func() { c.Group = env.Group })
 	// No option in code: the operator's alone. Every variable of the
 	// table must be carried here (TestEveryVariableSurvives).
-	c.Listen, c.Workers, c.StopTime = env.Listen, env.Workers, env.StopTime
+	c.Listen, c.Workers, c.StopTime, c.Init = env.Listen, env.Workers, env.StopTime, env.Init
 	if !set["CDAEMON_STOP_TIMEOUT"] {
 		c.StopTime = 0
 	}
@@ -135,6 +135,12 @@ func environ(base []string, c cdaemon.Config) []string {
 	}
 	if c.StopTime > 0 {
 		add("CDAEMON_STOP_TIMEOUT", c.StopTime.String())
+	}
+	switch c.Init {
+	case 1:
+		add("CDAEMON_INIT", "1")
+	case -1:
+		add("CDAEMON_INIT", "0")
 	}
 	return out
 }
