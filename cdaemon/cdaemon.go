@@ -380,6 +380,7 @@ type Config struct {
 	Workers    int           // prefork: 0 for none
 	Spares     int           // prefork: CDAEMON_SPARES, 0 for none
 	StopTime   time.Duration // prefork: CDAEMON_STOP_TIMEOUT
+	Init       int           // CDAEMON_INIT: 1 a tiny init stays behind; -1 never; 0 the default (only as PID 1 in the foreground)
 	LaunchDir  string        // Applied only: the launcher's working directory
 }
 
@@ -419,6 +420,7 @@ func configFromC(c *C.struct_cdaemon_config) Config {
 		Workers:    int(c.workers),
 		Spares:     int(c.spares),
 		StopTime:   time.Duration(c.stop_timeout_ms) * time.Millisecond,
+		Init:       int(c.init),
 	}
 	for i := 0; i < int(c.nkeep_fds); i++ {
 		cfg.KeepFDs = append(cfg.KeepFDs, int(c.keep_fds[i]))

@@ -114,6 +114,7 @@ var artifacts = map[string]*artifact{
 	"default":  {build: goBuild("testdaemon", "./testdata/testdaemon")},
 	"internal": {build: goBuild("testdaemon-internal", "-ldflags=-linkmode=internal", "./testdata/testdaemon")},
 	"sigwrap":  {build: gcc("sigwrap", "./testdata/sigwrap/sigwrap.c")},
+	"initprog": {build: goBuild("initprog", "./testdata/initprog")},
 	"cshared": {build: func(ctx context.Context, dir string) ([]string, []byte, error) {
 		lib := filepath.Join(dir, "libcdtest.so")
 		out, err := run(ctx, cleanEnv(), "go", "build", "-buildmode=c-shared", "-o", lib, "./testdata/cshared/lib")
@@ -218,7 +219,8 @@ func cleanEnv() []string { return proctest.CleanEnv("CDTEST_") }
 // ourComm says whether a zombie (which has no exe any more) ran one of our
 // binaries, by its command name.
 func ourComm(comm string) bool {
-	return strings.HasPrefix(comm, "testdaemon") || comm == "sigwrap" || comm == "loader" || comm == "carchive"
+	return strings.HasPrefix(comm, "testdaemon") || comm == "sigwrap" || comm == "loader" || comm == "carchive" ||
+		comm == "initprog" || comm == "cdaemon-init"
 }
 
 // sweep kills every process running one of our binaries and reaps those

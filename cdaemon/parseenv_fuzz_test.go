@@ -81,6 +81,7 @@ var peKind = map[string]string{
 	"CDAEMON_KEEP_FDS":     "fds",
 	"CDAEMON_NOCLOSE":      "flag",
 	"CDAEMON_FOREGROUND":   "flag",
+	"CDAEMON_INIT":         "flag",
 	"CDAEMON_WORKERS":      "workers",
 	"CDAEMON_SPARES":       "spares",
 	"CDAEMON_LISTEN":       "listen",
@@ -110,7 +111,7 @@ var peSeedValues = []struct {
 		"2147483648", "99999999999999999999", "3 ,4", "003", " 3", "3;4",
 		peFDList(64), peFDList(65),
 	}},
-	{[]string{"NOCLOSE", "FOREGROUND"}, []string{
+	{[]string{"NOCLOSE", "FOREGROUND", "INIT"}, []string{
 		"1", "0", "yes", "no", "true", "2", "01", "1 ", " 1", "-1",
 	}},
 	{[]string{"WORKERS", "SPARES"}, []string{
@@ -682,6 +683,10 @@ func peCheckConfig(t *testing.T, env map[string]string, m peModel, cfg cdaemon.C
 	}
 	if cfg.Foreground != (env["CDAEMON_FOREGROUND"] == "1") {
 		t.Errorf("Config.Foreground = %v; CDAEMON_FOREGROUND=%q", cfg.Foreground, env["CDAEMON_FOREGROUND"])
+	}
+	wantInit := map[string]int{"1": 1, "0": -1}[env["CDAEMON_INIT"]]
+	if cfg.Init != wantInit {
+		t.Errorf("Config.Init = %d; CDAEMON_INIT=%q", cfg.Init, env["CDAEMON_INIT"])
 	}
 	if cfg.NoClose && cfg.LogFile != "" {
 		t.Errorf("Config has both NoClose and LogFile %q", cfg.LogFile)

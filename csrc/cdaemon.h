@@ -82,6 +82,9 @@ struct cdaemon_config {
 			* a dead worker's place at once (0-64) */
 	int notify_fd; /* launcher: a bound SOCK_DGRAM whose "READY=1" counts
 			* after cdaemon_exec(..., notify_socket=1); -1: none */
+	int init; /* CDAEMON_INIT: 1 stay behind as a tiny init (see
+		   * cdaemon_start); -1 never; 0 (the default) only as PID 1
+		   * in the foreground */
 };
 
 CDAEMON_API void cdaemon_config_init(struct cdaemon_config *cfg);
@@ -128,7 +131,10 @@ CDAEMON_API int cdaemon_set_option_name(const char *variable,
 
 /*
  * The full sequence. Returns 0 in the daemon, which must then call
- * cdaemon_ready() or cdaemon_fail(). The launcher never returns: it exits
+ * cdaemon_ready() or cdaemon_fail(). In the init mode (cfg.init, without
+ * workers) the process that would return forks once more and stays
+ * behind as a tiny init in C (signals forwarded, zombies reaped, the
+ * program's exit status its own); only the program returns. The launcher never returns: it exits
  * with the status described above. Before anything forks, a bad
  * configuration or a failed open prints "cdaemon: <step>: <cause>" on
  * stderr and exits (so nothing is left half started); failures in the

@@ -271,6 +271,13 @@ int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
 			if (cdaemon__listen_check(v, err, errlen) < 0)
 				return -1;
 			cfg->listen = v;
+		} else if (strcmp(key, "INIT") == 0) {
+			int on;
+			if (parse_flag(v, &on) < 0)
+				return bad(err, errlen, name, v,
+					   "want 1 (stay behind as an init) or "
+					   "0 (never, even as PID 1)");
+			cfg->init = on ? 1 : -1;
 		} else if (strcmp(key, "STOP_TIMEOUT") == 0) {
 			if (cdaemon__parse_duration_ms(v,
 						       &cfg->stop_timeout_ms) < 0)

@@ -141,6 +141,16 @@ void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 void cdaemon__fail_step(int code, const char *step, int err)
 	__attribute__((noreturn));
 
+/* Like cdaemon_fail's report without the exit: FAIL to the launcher if
+ * one listens, else the text on stderr. */
+void cdaemon__report_fail(int code, const char *text);
+
+/* init.c: the init mode (issue 15). Whether cfg asks for it (CDAEMON_INIT,
+ * or PID 1 in the foreground, never with workers), and the fork after
+ * which the init stays in C and only the program returns. */
+int cdaemon__init_wanted(const struct cdaemon_config *cfg);
+void cdaemon__init_run(void);
+
 /* primitives.c */
 long long cdaemon__now_ms(void); /* CLOCK_MONOTONIC */
 /* The wall clock in UTC, ISO 8601 with milliseconds ("...T14:30:00.123Z"),

@@ -9,7 +9,14 @@
  * (forwarded, then wait), QUIT gracefully (workers finish what is in
  * flight; after CDAEMON_STOP_TIMEOUT the master KILLs them), HUP and USR1
  * reopen the master's log and are forwarded, TTIN and TTOU add and remove a
- * worker. They arrive through a signalfd: no work in signal handlers.
+ * worker; USR2 and WINCH are forwarded. They arrive through a signalfd: no
+ * work in signal handlers.
+ *
+ * The master is also the init of its tree (issue 15): a child subreaper
+ * (a no-op as a container's PID 1) that reaps every orphan of its
+ * workers, and, since its signals are blocked and read from the signalfd,
+ * PID 1's rule (no default action without a handler) never drops them.
+ * So CDAEMON_INIT adds no process of its own in front of it.
  *
  * Readiness: each worker reports READY to the master over the same record
  * protocol a daemon uses with its launcher; the master reports ready to
@@ -661,6 +668,9 @@ static void handle_master_signal(int sig, int sigfd, int *spawned)
 		log_gen++;
 		logf_("signal %d (%s): log reopened, forwarded to %d workers",
 		      sig, strsignal(sig), workers_alive());
+		/* fall through */
+	case SIGUSR2:
+	case SIGWINCH:
 		/* A worker that is not ready may not handle the signal yet (a
 		 * Go program dies of SIGHUP until signal.Notify): it gets it
 		 * once it says READY. */
@@ -756,7 +766,7 @@ int cdaemon__prefork(int wait_in_go)
 	sigset_t set;
 	sigemptyset(&set);
 	int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGQUIT, SIGHUP,
-		      SIGUSR1, SIGTTIN, SIGTTOU};
+		      SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU};
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaddset(&set, sigs[i]);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)

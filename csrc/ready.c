@@ -513,6 +513,11 @@ static void fail_text(int code, const char *text)
 	cdaemon__print(2, "%s\n", text);
 }
 
+void cdaemon__report_fail(int code, const char *text)
+{
+	fail_text(code, text);
+}
+
 void cdaemon_fail(int code, const char *msg)
 {
 	char text[CDAEMON_MSG_TEXT_MAX];

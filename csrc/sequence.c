@@ -739,5 +739,8 @@ int cdaemon_start(const struct cdaemon_config *cfg)
 	else
 		stage_spawn(&l);
 	stage_finish(&l);
+	/* The init mode (init.c): the init stays in C, the program returns. */
+	if (cdaemon__init_wanted(cfg))
+		cdaemon__init_run();
 	return 0;
 }

@@ -44,6 +44,8 @@
 	  "prefork: how long a stop waits for workers before KILL", "5s")      \
 	X("CDAEMON_SPARES", "0-64", "0",                                       \
 	  "prefork: workers kept started, not serving, to replace one at once", \
-	  "1")
+	  "1")                                                                 \
+	X("CDAEMON_INIT", "1 or 0", "1 as PID 1 in the foreground, else 0",    \
+	  "stay behind as a tiny init: forward signals, reap zombies", "1")
 
 #endif

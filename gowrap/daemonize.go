@@ -47,9 +47,10 @@ func (m Mode) String() string {
 //     process or INVOCATION_ID in the environment, as systemd sets them),
 //     or Options.Foreground or CDAEMON_FOREGROUND=1 asks for the
 //     foreground: nothing forks. The options are applied in-process and
-//     Ready notifies the supervisor. With CDAEMON_LISTEN or
-//     CDAEMON_WORKERS, which only the constructor can do, the process
-//     execs in place into it with CDAEMON_FOREGROUND=1 (same pid). A parent pid of 1 is not taken as a
+//     Ready notifies the supervisor. With CDAEMON_LISTEN,
+//     CDAEMON_WORKERS or the init mode (CDAEMON_INIT=1, or PID 1 of a
+//     container), which only the constructor can do, the process execs
+//     in place into it with CDAEMON_FOREGROUND=1 (same pid). A parent pid of 1 is not taken as a
 //     sign of supervision: under systemd's Type=forking that guess hangs
 //     the start.
 //   - Otherwise the program decided to daemonize after it started (a -d
@@ -80,10 +81,11 @@ func Daemonize(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 		return newDaemon(opts, mode, nil), nil
-	case (cfg.Foreground || Supervisor() != "") && (cfg.Listen != "" || cfg.Workers > 0):
-		// Listeners and prefork exist only in the constructor, before
-		// the runtime: exec in place into it, in the foreground. The pid
-		// stays the same, so a supervisor's MAINPID holds.
+	case (cfg.Foreground || Supervisor() != "") && (cfg.Listen != "" || cfg.Workers > 0 || wantInit(cfg)):
+		// Listeners, prefork and the init mode exist only in the
+		// constructor, before the runtime: exec in place into it, in the
+		// foreground. The pid stays the same, so a supervisor's MAINPID
+		// holds (in the init mode it is the init's).
 		cfg.Foreground = true
 		return nil, execSelf(cfg)
 	case cfg.Foreground || Supervisor() != "":
@@ -100,6 +102,13 @@ func Daemonize(opts Options) (*Daemon, error) {
 		return newDaemon(opts, Supervised, con.settle()), nil
 	}
 	return nil, execSelf(cfg)
+}
+
+// wantInit reports whether the constructor would stay behind as a tiny
+// init (csrc/init.c): CDAEMON_INIT=1, or PID 1 of a container unless
+// CDAEMON_INIT=0 (issue 15).
+func wantInit(cfg cdaemon.Config) bool {
+	return cfg.Init > 0 || (cfg.Init == 0 && os.Getpid() == 1)
 }
 
 // Supervisor names the evidence that a service manager runs this process

@@ -15,9 +15,9 @@ import (
 // CDAEMON_* variable, named beside each, and the variable wins when both
 // are set: an operator can move a pid file or a log without a rebuild.
 // KillAfter, LogFDs, OnReload and Logger are the program's alone.
-// CDAEMON_NOCLOSE, CDAEMON_LISTEN, CDAEMON_WORKERS, CDAEMON_SPARES and
-// CDAEMON_STOP_TIMEOUT have no option: they are the operator's, and are
-// carried to the daemon on every path.
+// CDAEMON_NOCLOSE, CDAEMON_LISTEN, CDAEMON_WORKERS, CDAEMON_SPARES,
+// CDAEMON_STOP_TIMEOUT and CDAEMON_INIT have no option: they are the
+// operator's, and are carried to the daemon on every path.
 type Options struct {
 	PIDFile      string               // CDAEMON_PIDFILE: pid file, locked for the daemon's life
 	LogFile      string               // CDAEMON_LOG: stdout and stderr appended here; "" is /dev/null
@@ -81,7 +81,7 @@ func (o *Options) settings() (cdaemon.Config, error) {
 	over("CDAEMON_GROUP", func() { c.Group = env.Group })
 	// No option in code: the operator's alone. Every variable of the
 	// table must be carried here (TestEveryVariableSurvives).
-	c.Listen, c.Workers, c.Spares, c.StopTime = env.Listen, env.Workers, env.Spares, env.StopTime
+	c.Listen, c.Workers, c.Spares, c.StopTime, c.Init = env.Listen, env.Workers, env.Spares, env.StopTime, env.Init
 	if !set["CDAEMON_STOP_TIMEOUT"] {
 		c.StopTime = 0
 	}
@@ -138,6 +138,12 @@ func environ(base []string, c cdaemon.Config) []string {
 	}
 	if c.Spares > 0 {
 		add("CDAEMON_SPARES", strconv.Itoa(c.Spares))
+	}
+	switch c.Init {
+	case 1:
+		add("CDAEMON_INIT", "1")
+	case -1:
+		add("CDAEMON_INIT", "0")
 	}
 	return out
 }

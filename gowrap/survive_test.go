@@ -32,6 +32,7 @@ import (
 
 	"github.com/cdaemon/cdaemon/cdaemon"
 	"github.com/cdaemon/cdaemon/internal/proctest"
+	"golang.org/x/sys/unix"
 )
 
 // envApp returns the path of testdata/envapp, building it on first use.
@@ -539,6 +540,21 @@ func survivalChecks() map[string]survivalCheck {
 				tg.errorf(t, "CDAEMON_SPARES", "the master has %d spares, want %d", spares(), want)
 			}
 		},
+		"CDAEMON_INIT": func(t reporter, tg *target) {
+			// Unset in these cases (nothing forks in front of the
+			// daemon); TestInitSurvivesEndToEnd sets it on each path.
+			if s := tg.seen; s != nil && tg.constructor() && s.Applied.Init != tg.c.want.Init {
+				tg.errorf(t, "CDAEMON_INIT", "applied %d, the operator set %d", s.Applied.Init, tg.c.want.Init)
+			}
+			if tg.role == roleMaster || tg.c.want.Init > 0 {
+				return
+			}
+			if st, err := proctest.ReadStat(tg.pid); err == nil {
+				if p, err := proctest.ReadStat(st.PPID); err == nil && p.Comm == "cdaemon-init" {
+					tg.errorf(t, "CDAEMON_INIT", "unset, but the parent %d is an init", st.PPID)
+				}
+			}
+		},
 		"CDAEMON_STOP_TIMEOUT": func(t reporter, tg *target) {
 			// The master's wait for its workers at a stop: what the
 			// constructor applied is the evidence (a worker's view is the
@@ -648,7 +664,7 @@ func TestEveryVariableSurvivesEndToEnd(t *testing.T) {
 		for _, v := range cdaemon.Variables() {
 			if v.Name != "CDAEMON" && !c.set[v.Name] && !(v.Name == "CDAEMON_LOG" && c.noclose) &&
 				!(v.Name == "CDAEMON_NOCLOSE" && !c.noclose) && !((v.Name == "CDAEMON_WORKERS" || v.Name == "CDAEMON_SPARES") && c.workers == 0) &&
-				!(v.Name == "CDAEMON_FOREGROUND" && !c.foreground) {
+				!(v.Name == "CDAEMON_FOREGROUND" && !c.foreground) && v.Name != "CDAEMON_INIT" {
 				t.Errorf("%s: case %s does not set it", v.Name, c.name)
 			}
 		}
@@ -862,5 +878,64 @@ func checkTarget(t *testing.T, checks map[string]survivalCheck, tg *target) {
 	want.LaunchDir = tg.c.dir
 	if !reflect.DeepEqual(s.Applied, want) {
 		t.Errorf("%s %d: cdaemon.Applied() = %+v, want (the operator's, paths absolute) %+v", tg.where, tg.pid, s.Applied, want)
+	}
+}
+
+// CDAEMON_INIT=1 survives app start, -d and app run (issue 15): the
+// process that reports (the program) is the child of a C init, one
+// thread named cdaemon-init, whose pid the pid file holds; on app run
+// the init is the process the test started (exec'd in place, same pid).
+// TERM to the init reaches the program, which stops cleanly: status 0.
+func TestInitSurvivesEndToEnd(t *testing.T) {
+	t.Parallel()
+	bin := envApp(t)
+	for _, path := range []string{pathStart, pathFlag, pathRun} {
+		t.Run(path, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			pidfile := filepath.Join(h.dir, "app.pid")
+			env := h.env("CDAEMON_INIT=1", "CDAEMON_PIDFILE="+pidfile)
+			if path == pathRun {
+				env = append(env, "CDAEMON_FOREGROUND=1")
+			}
+			p := h.startWith(nil, env, bin, path)
+			var s *seen
+			if path == pathRun {
+				s = decodeSeen(t, h.expect(p, "ready"))
+			} else {
+				p.waitCode(0)
+				rs := drain(t, h)
+				if len(rs) != 1 {
+					t.Fatalf("%d reports, want the program's", len(rs))
+				}
+				s = rs[0]
+			}
+			if !s.AppliedOK || s.Applied.Init != 1 {
+				t.Errorf("CDAEMON_INIT: applied %d (ok %v), the operator set 1", s.Applied.Init, s.AppliedOK)
+			}
+			init := s.ppid
+			st, err := proctest.ReadStat(init)
+			if err != nil || st.Comm != "cdaemon-init" || st.NumThreads != 1 {
+				t.Fatalf("CDAEMON_INIT: the program's parent %d is %+v (%v), want a one-thread cdaemon-init", init, st, err)
+			}
+			if path == pathRun && init != p.pid() {
+				t.Errorf("CDAEMON_INIT: the init is %d, want the process started, %d", init, p.pid())
+			}
+			// On app run the report comes before Ready, after which the
+			// init writes its pid: no launcher waits for it here.
+			var got int
+			proctest.Eventually(deadline, func() bool { got, err = readPIDFile(pidfile); return got != 0 })
+			if got != init {
+				t.Errorf("CDAEMON_INIT: the pid file holds %d (%v), want the init %d", got, err, init)
+			}
+			if path == pathRun {
+				if err := unix.Kill(init, unix.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				p.waitCode(0)
+				return
+			}
+			stopDaemon(t, h.adopt(init))
+		})
 	}
 }

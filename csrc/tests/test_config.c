@@ -327,6 +327,18 @@ static void test_from_env(void)
 	is_int(cfg.noclose, 1, "CDAEMON_NOCLOSE=1");
 	is_int(cfg.foreground, 0, "CDAEMON_FOREGROUND=0");
 
+	/* CDAEMON_INIT (issue 15): zero, the default, is "only as PID 1 in
+	 * the foreground", so that a zeroed config keeps it. */
+	trigger_only();
+	is_int(from_env(&cfg, err, sizeof err), 1, "CDAEMON_INIT unset: 1");
+	is_int(cfg.init, 0, "CDAEMON_INIT unset: 0 (auto)");
+	setenv("CDAEMON_INIT", "1", 1);
+	is_int(from_env(&cfg, err, sizeof err), 1, "CDAEMON_INIT=1: 1");
+	is_int(cfg.init, 1, "CDAEMON_INIT=1");
+	setenv("CDAEMON_INIT", "0", 1);
+	is_int(from_env(&cfg, err, sizeof err), 1, "CDAEMON_INIT=0: 1");
+	is_int(cfg.init, -1, "CDAEMON_INIT=0: -1 (never)");
+
 	/* Bad values. */
 	env_bad("CDAEMON", "yes", "want 1");
 	env_bad("CDAEMON", "2", NULL);
@@ -339,6 +351,9 @@ static void test_from_env(void)
 	env_bad("CDAEMON_KEEP_FDS", "x", NULL);
 	env_bad("CDAEMON_NOCLOSE", "yes", "want 1 or 0");
 	env_bad("CDAEMON_FOREGROUND", "2", "want 1 or 0");
+	env_bad("CDAEMON_INIT", "2", "want 1 (stay behind as an init) or 0");
+	env_bad("CDAEMON_INIT", "yes", "want 1 (stay behind as an init) or 0");
+	env_bad("CDAEMON_INIT", "", "empty");
 	env_bad("CDAEMON_PIDFILE", "", "empty");
 	env_bad("CDAEMON_LOG", "", "empty");
 	env_bad("CDAEMON_USER", "", "empty");
