@@ -13,7 +13,6 @@ package cdaemon_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -299,25 +298,15 @@ func (r report) stage(t *testing.T, name string) stage {
 // blocks, and the reader never sees EOF between two writers.
 type reportFIFO struct {
 	path string
-	ch   chan report
+	ch   <-chan report
 }
 
 func newReportFIFO(t *testing.T, dir string) *reportFIFO {
 	t.Helper()
 	path := filepath.Join(dir, "report.fifo")
-	f := proctest.OpenFIFO(t, path)
-	r := &reportFIFO{path: path, ch: make(chan report, 64)}
-	go func() {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var rep report
-			if err := json.Unmarshal(sc.Bytes(), &rep); err != nil {
-				rep.err = fmt.Errorf("report %q: %v", sc.Bytes(), err)
-			}
-			r.ch <- rep
-		}
-	}()
-	return r
+	return &reportFIFO{path: path, ch: proctest.JSONFIFO(t, path, 64, func(line []byte, err error) report {
+		return report{err: fmt.Errorf("report %q: %v", line, err)}
+	})}
 }
 
 // ---------------------------------------------------------------------------

@@ -9,9 +9,7 @@ package cdaemon_test
 // PID 1 kills everything in it.
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -77,7 +75,7 @@ type initRun struct {
 	cmd     *exec.Cmd
 	gate    string // a FIFO: the leaf and the gate mode block on it
 	errPath string
-	reports chan initReport
+	reports <-chan initReport
 	done    chan struct{}
 	mu      sync.Mutex
 	pids    []int // host pids to kill at cleanup, the init first
@@ -90,20 +88,12 @@ func startInit(t *testing.T, ns bool, mode string, env ...string) *initRun {
 	bin := need(t, "initprog")[0]
 	dir := realTempDir(t)
 	r := &initRun{t: t, ns: ns, gate: filepath.Join(dir, "gate"), errPath: filepath.Join(dir, "out"),
-		reports: make(chan initReport, 16), done: make(chan struct{})}
+		done: make(chan struct{})}
 	proctest.Mkfifo(t, r.gate)
 	fifo := filepath.Join(dir, "report")
-	f := proctest.OpenFIFO(t, fifo)
-	go func() {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var rep initReport
-			if err := json.Unmarshal(sc.Bytes(), &rep); err != nil {
-				rep.Phase = fmt.Sprintf("garbled %q: %v", sc.Bytes(), err)
-			}
-			r.reports <- rep
-		}
-	}()
+	r.reports = proctest.JSONFIFO(t, fifo, 16, func(line []byte, err error) initReport {
+		return initReport{Phase: fmt.Sprintf("garbled %q: %v", line, err)}
+	})
 	if ns {
 		r.cmd = exec.Command("unshare", "--pid", "--fork", "--mount-proc", bin)
 	} else {

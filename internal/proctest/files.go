@@ -3,6 +3,8 @@ package proctest
 // FIFOs and terminals to talk to the processes under test.
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -33,6 +35,27 @@ func OpenFIFO(t testing.TB, path string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// JSONFIFO makes a FIFO at path, held open as OpenFIFO does, and returns
+// the channel (buffered by n) of the JSON records its writers put on it,
+// one per line. A line that is not a T becomes garbled(line, err): the
+// test sees it rather than a record silently missing.
+func JSONFIFO[T any](t testing.TB, path string, n int, garbled func([]byte, error) T) <-chan T {
+	t.Helper()
+	f := OpenFIFO(t, path)
+	ch := make(chan T, n)
+	go func() {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var rec T
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				rec = garbled(sc.Bytes(), err)
+			}
+			ch <- rec
+		}
+	}()
+	return ch
 }
 
 // ReadPIDFile returns the pid a pid file holds (white space around it
