@@ -40,6 +40,11 @@ func readPTY(t *testing.T, master *os.File, p *proc) string {
 	buf := make([]byte, 4096)
 	end := time.Now().Add(deadline)
 	for out.Len() < 64<<10 && time.Now().Before(end) {
+		// Whether it had exited before this poll: then a poll that
+		// finds nothing means all it wrote was read. (Asked after the
+		// poll, a last line written between the two would be lost: a
+		// flake seen under load.)
+		exited := p.exited()
 		fds := []unix.PollFd{{Fd: int32(master.Fd()), Events: unix.POLLIN}}
 		n, _ := unix.Poll(fds, 100)
 		if n > 0 {
@@ -52,7 +57,7 @@ func readPTY(t *testing.T, master *os.File, p *proc) string {
 				break // EIO: the slave side is closed everywhere
 			}
 		}
-		if p.exited() && n == 0 {
+		if exited && n == 0 {
 			break
 		}
 	}
