@@ -178,6 +178,21 @@ func (l *load) end(t *testing.T) []answer {
 	return l.answers
 }
 
+// control runs the installed binary's gowrap verb (status, upgrade) for
+// the daemon's pid file and returns its exit status and output.
+func (d *daemon) control(verb ...string) (int, string) {
+	d.t.Helper()
+	cmd := exec.Command(d.bin, verb...)
+	cmd.Env = append(cleanEnv(), "CDAEMON_PIDFILE="+d.pidFile)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	} else if err != nil {
+		d.t.Fatalf("%s %v: %v", d.bin, verb, err)
+	}
+	return 0, string(out)
+}
+
 // mark returns the log's length now: what is written from here on is
 // log()[mark:].
 func (d *daemon) mark() int { return len(d.log()) }
@@ -207,8 +222,9 @@ func versionsOf(t *testing.T, port, n int) map[string]int {
 	return seen
 }
 
-// v1 answers under load while v2 is renamed over its path and the master
-// gets USR2: no connection fails, the master keeps its pid, its pid file
+// v1 answers under load while v2 is renamed over its path and `app
+// upgrade` sends the master USR2: it exits 0 once v2 serves, no connection
+// fails, the master keeps its pid, its pid file
 // and its listener, and once the old generation is gone every answer
 // comes from v2.
 func TestUpgradeUnderLoad(t *testing.T) {
@@ -224,7 +240,10 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	replace(t, v2, d.bin)
 	mark := d.mark()
 	sent := time.Now()
-	d.signal(unix.SIGUSR2)
+	code, out := d.control("upgrade")
+	if code != 0 || !strings.Contains(out, "app: upgraded: generation 2 serves: 2 workers ready") {
+		t.Errorf("app upgrade: exit %d, %q; want 0 and the new generation", code, out)
+	}
 	m := d.waitLogAfter(mark, regexp.MustCompile(`generation 2 serves: 2 workers ready (\d+) ms after USR2`))
 	g := d.waitLogAfter(mark, regexp.MustCompile(`generation 1 gone, (\d+) ms after USR2`))
 	gone := time.Now()
@@ -263,11 +282,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 	// The lock held across the exec: the daemon's own status verb
 	// verifies it through /proc (the lock and the fd).
-	cmd := exec.Command(d.bin, "status")
-	cmd.Env = append(cleanEnv(), "CDAEMON_PIDFILE="+d.pidFile)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("running (pid %d)", master)) {
-		t.Errorf("app status: %v, %q", err, out)
+	if code, out := d.control("status"); code != 0 || !strings.Contains(out, fmt.Sprintf("running (pid %d)", master)) {
+		t.Errorf("app status: exit %d, %q", code, out)
 	}
 	ws := d.waitWorkers(3)
 	for _, w := range ws {
@@ -280,7 +296,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 }
 
 // A v2 whose workers fail before Ready: the master kills them, execs v1's
-// image again and v1 serves on, with no failed connection; a worker
+// image again and v1 serves on, with no failed connection, and `app
+// upgrade` exits 1 with v2's message; a worker
 // killed after that is forked again from v1's code, although the file on
 // disk is v2.
 func TestUpgradeBrokenRollsBack(t *testing.T) {
@@ -294,7 +311,11 @@ func TestUpgradeBrokenRollsBack(t *testing.T) {
 	l.waitMore(t, 50)
 	replace(t, broken, d.bin)
 	mark := d.mark()
-	d.signal(unix.SIGUSR2)
+	code, out := d.control("upgrade")
+	if want := "versioned v2: broken build, refusing to start"; code != 1 ||
+		!regexp.MustCompile(`(?m)^app: upgrade failed: generation 2: worker\[\d\] \(pid \d+\) exited with status 1 before it was ready: .*` + want).MatchString(out) {
+		t.Errorf("app upgrade: exit %d, %q; want 1 and %q", code, out, want)
+	}
 	d.waitLogAfter(mark, regexp.MustCompile(`upgrade rolled back: generation 2: worker\[\d\] \(pid \d+\) exited with status 1 before it was ready: .*versioned v2: broken build, refusing to start; generation 1 serves on`))
 	l.waitMore(t, 50)
 	for _, a := range l.end(t) {
@@ -350,17 +371,31 @@ func TestUpgradeTimeoutRollsBack(t *testing.T) {
 	d.stopped(ws)
 }
 
-// The file is gone: the exec fails, the master says so and serves on.
+// The file is gone: the exec fails, the master says so and serves on, and
+// `app upgrade` (run from a copy) reports it. A plain kill -USR2 works as
+// well, and `app upgrade` of a daemon that is not running says so.
 func TestUpgradeMissingFile(t *testing.T) {
 	d := install(t, versioned(t, "v1", ""))
+	if code, out := d.control("upgrade"); code != 7 || !strings.Contains(out, "app: not running") {
+		t.Errorf("app upgrade with no daemon: exit %d, %q; want 7", code, out)
+	}
 	d.start("CDAEMON_WORKERS=1", "CDAEMON_LISTEN=tcp:127.0.0.1:0")
 	ws := d.waitWorkers(1)
+	ctl := d.bin + ".ctl"
+	replace(t, d.bin, ctl)
 	if err := os.Remove(d.bin); err != nil {
 		t.Fatal(err)
 	}
 	mark := d.mark()
-	d.signal(unix.SIGUSR2)
+	cmd := exec.Command(ctl, "upgrade")
+	cmd.Env = append(cleanEnv(), "CDAEMON_PIDFILE="+d.pidFile)
+	out, err := cmd.CombinedOutput()
+	if want := "app.ctl: upgrade failed: exec " + d.bin + ": No such file or directory"; err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("upgrade: %v, %q; want a failure and %q", err, out, want)
+	}
 	d.waitLogAfter(mark, regexp.MustCompile(`upgrade failed: exec `+regexp.QuoteMeta(d.bin)+`: No such file or directory; generation 1 serves on`))
+	d.signal(unix.SIGUSR2)
+	d.waitLogAfter(mark, regexp.MustCompile(`(?s)upgrade failed: exec .*upgrade failed: exec `))
 	if seen := versionsOf(t, d.port, 5); seen["v1"] != 5 {
 		t.Errorf("after the failed exec: %v, want v1 only", seen)
 	}
