@@ -28,11 +28,6 @@ import (
 // upgrade.c writes the same).
 func upgradeName(pid int) string { return "@cdaemon-upgrade-" + strconv.Itoa(pid) }
 
-// upgradeAnyToken stands for the token in an outcome from a sender that
-// could not read it (a single-process Go daemon: os/signal hides
-// siginfo); the sender's pid is still checked.
-const upgradeAnyToken = "*"
-
 // upgradeOutcome is what the daemon said.
 type upgradeOutcome struct {
 	ok   bool
@@ -87,8 +82,8 @@ func sigqueueUSR2(pidfd, pid int, token uint32) error {
 	return nil
 }
 
-// awaitUpgrade reads datagrams on fd until one from pid carries token (or
-// upgradeAnyToken), the daemon exits (pidfd readable), or timeout.
+// awaitUpgrade reads datagrams on fd until one from pid carries token, the
+// daemon exits (pidfd readable), or timeout.
 func awaitUpgrade(fd, pidfd, pid int, token string, timeout time.Duration) (upgradeOutcome, error) {
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 4096)
@@ -126,7 +121,7 @@ func awaitUpgrade(fd, pidfd, pid int, token string, timeout time.Duration) (upgr
 		}
 		tok, rest, _ := strings.Cut(string(buf[:n]), " ")
 		status, text, _ := strings.Cut(rest, " ")
-		if tok != token && tok != upgradeAnyToken {
+		if tok != token {
 			continue // an answer to another request
 		}
 		return upgradeOutcome{ok: status == "ok", text: text}, nil
@@ -145,22 +140,6 @@ func sender(oob []byte) int {
 		}
 	}
 	return 0
-}
-
-// sendUpgradeOutcome is the daemon's side, for the single-process
-// upgrade: the one datagram, from this process.
-func sendUpgradeOutcome(ok bool, text string) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	status := "fail"
-	if ok {
-		status = "ok"
-	}
-	msg := upgradeAnyToken + " " + status + " " + text
-	_ = unix.Sendto(fd, []byte(msg), unix.MSG_DONTWAIT, &unix.SockaddrUnix{Name: upgradeName(unix.Getpid())})
 }
 
 // upgrade asks the verified daemon to upgrade in place (USR2) and waits

@@ -313,7 +313,7 @@ func TestUpgradeBrokenRollsBack(t *testing.T) {
 	mark := d.mark()
 	code, out := d.control("upgrade")
 	if want := "versioned v2: broken build, refusing to start"; code != 1 ||
-		!regexp.MustCompile(`(?m)^app: upgrade failed: generation 2: worker\[\d\] \(pid \d+\) exited with status 1 before it was ready: .*` + want).MatchString(out) {
+		!regexp.MustCompile(`(?m)^app: upgrade failed: generation 2: worker\[\d\] \(pid \d+\) exited with status 1 before it was ready: .*`+want).MatchString(out) {
 		t.Errorf("app upgrade: exit %d, %q; want 1 and %q", code, out, want)
 	}
 	d.waitLogAfter(mark, regexp.MustCompile(`upgrade rolled back: generation 2: worker\[\d\] \(pid \d+\) exited with status 1 before it was ready: .*versioned v2: broken build, refusing to start; generation 1 serves on`))
