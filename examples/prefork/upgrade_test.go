@@ -405,3 +405,103 @@ func TestUpgradeMissingFile(t *testing.T) {
 	d.signal(unix.SIGTERM)
 	d.stopped(ws)
 }
+
+// Under systemd (Type=notify-reload): the foreground master with a
+// socket passed by LISTEN_FDS sends RELOADING=1 with MONOTONIC_USEC on
+// USR2, then READY=1 once generation 2 serves, always from the same pid
+// (MAINPID holds); the socket crosses the exec.
+func TestUpgradeNotifiesSystemd(t *testing.T) {
+	v2 := versioned(t, "v2", "")
+	d := install(t, versioned(t, "v1", ""))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	sock, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	notifyPath := filepath.Join(d.dir, "notify")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	out, err := os.Create(filepath.Join(d.dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, d.bin)
+	cmd.Env = append(cleanEnv(), "CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_WORKERS=2",
+		"LISTEN_FDS=1", "NOTIFY_SOCKET="+notifyPath)
+	cmd.ExtraFiles = []*os.File{sock}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sock.Close()
+	pid := cmd.Process.Pid
+	waited := false
+	t.Cleanup(func() {
+		if !waited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	output := func() string { b, _ := os.ReadFile(out.Name()); return "output:\n" + string(b) }
+	readNotify := func() string {
+		t.Helper()
+		_ = notify.SetReadDeadline(time.Now().Add(deadline))
+		buf := make([]byte, 4096)
+		n, _, err := notify.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("NOTIFY_SOCKET: %v\n%s", err, output())
+		}
+		return string(buf[:n])
+	}
+	if got, want := readNotify(), fmt.Sprintf("READY=1\nMAINPID=%d", pid); got != want {
+		t.Fatalf("first notification %q, want %q", got, want)
+	}
+	if seen := versionsOf(t, port, 5); seen["v1"] != 5 {
+		t.Errorf("before the upgrade: %v", seen)
+	}
+
+	replace(t, v2, d.bin)
+	var before, after unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &before)
+	if err := unix.Kill(pid, unix.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`^RELOADING=1\nMONOTONIC_USEC=(\d+)$`).FindStringSubmatch(readNotify())
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &after)
+	if m == nil {
+		t.Fatalf("no RELOADING=1 with MONOTONIC_USEC after USR2\n%s", output())
+	}
+	// The master's clock counts whole ms: allow that much below.
+	if usec, _ := strconv.ParseInt(m[1], 10, 64); usec < before.Nano()/1000-1000 || usec > after.Nano()/1000 {
+		t.Errorf("MONOTONIC_USEC=%d, not between %d and %d", usec, before.Nano()/1000, after.Nano()/1000)
+	}
+	if got := readNotify(); got != "READY=1" {
+		t.Errorf("after the upgrade %q, want READY=1\n%s", got, output())
+	}
+	// Until then an old worker, told to QUIT, may still take one.
+	waitFor(t, "generation 1 gone", func() bool { return strings.Contains(output(), "generation 1 gone") }, output)
+	if seen := versionsOf(t, port, 5); seen["v2"] != 5 {
+		t.Errorf("after the upgrade: %v, want v2 only", seen)
+	}
+	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if got := readNotify(); got != "STOPPING=1" {
+		t.Errorf("notification after TERM %q, want STOPPING=1", got)
+	}
+	err = cmd.Wait()
+	waited = true
+	if err != nil {
+		t.Errorf("master after TERM: %v, want exit 0\n%s", err, output())
+	}
+}
