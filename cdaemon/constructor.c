@@ -26,6 +26,14 @@ __attribute__((constructor)) static void cdaemon_go_constructor(void)
 	char err[1024];
 
 	cdaemon_go_constructor_ran = 1;
+	// A prefork master exec'd this image to upgrade (or roll back) in
+	// place (issue 16): the CDAEMON_* settings were scrubbed long ago
+	// and the state says everything. Returns only in its new workers.
+	int upgrade = cdaemon__upgrade_fd();
+	if (upgrade >= 0) {
+		(void)cdaemon__prefork_adopt(upgrade, 1);
+		return;
+	}
 	// musl passes no arguments to constructors: everything comes from
 	// the environment.
 	int r = cdaemon_config_from_env(&cfg, err, sizeof err);

@@ -134,6 +134,31 @@ int cdaemon__send(int fd, int type, int code, pid_t pid, const char *text);
  * wait_in_go is set: the constructor's spare waits in Go, once its
  * runtime runs (cdaemon_spare_wait). */
 int cdaemon__prefork(int wait_in_go);
+/* prefork.c: in the image a prefork master exec'd on USR2 (or on a
+ * rollback), from the constructor before anything else: adopt the state
+ * in fd and go on as that master. Returns only in a new worker or spare,
+ * as cdaemon__prefork does. */
+int cdaemon__prefork_adopt(int fd, int wait_in_go);
+
+/* upgrade.c: the mechanics of an upgrade in place (issue 16). */
+/* The fd named by _CDAEMON_UPGRADE (removed from the environment), or -1
+ * when unset; a value that is not an open fd exits 64 with a message. */
+int cdaemon__upgrade_fd(void);
+/* Reads up to len bytes of the state at fd; how many. */
+int cdaemon__upgrade_read(int fd, void *rec, size_t len);
+/* Writes rec into a memfd, clears close-on-exec on fds[] and execs path
+ * (or, with path NULL, the image open at exe_fd: execveat(2) with
+ * AT_EMPTY_PATH) with the argv laid out in argv_area and the environment
+ * plus _CDAEMON_UPGRADE. Returns only on failure: -1, errno, fds[]
+ * close-on-exec again and the reason in err. */
+int cdaemon__upgrade_exec(const char *path, int exe_fd, const char *argv_area,
+			  size_t argv_len, const void *rec, size_t len,
+			  int *fds, int nfds, char *err, size_t errlen);
+void cdaemon__upgrade_cloexec(const int *fds, int nfds);
+/* The outcome, one datagram "<token> ok|fail <text>" to the abstract name
+ * "cdaemon-upgrade-<master>". 0, or -1 with errno (nobody listens). */
+int cdaemon__upgrade_report(pid_t master, unsigned token, int ok,
+			    const char *text);
 void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 			    int relay_fd, off_t relay_from, int notify_fd)
 	__attribute__((noreturn));

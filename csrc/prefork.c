@@ -9,8 +9,8 @@
  * (forwarded, then wait), QUIT gracefully (workers finish what is in
  * flight; after CDAEMON_STOP_TIMEOUT the master KILLs them), HUP and USR1
  * reopen the master's log and are forwarded, TTIN and TTOU add and remove a
- * worker; USR2 and WINCH are forwarded. They arrive through a signalfd: no
- * work in signal handlers.
+ * worker; WINCH is forwarded; USR2 upgrades in place (below). They arrive
+ * through a signalfd: no work in signal handlers.
  *
  * The master is also the init of its tree (issue 15): a child subreaper
  * (a no-op as a container's PID 1) that reaps every orphan of its
@@ -34,10 +34,27 @@
  * message, not a runtime start. On a stop the master closes the spares'
  * channels and they exit 0; they get no HUP (a spare's log is reopened
  * on release if the master reopened its own since the spare's fork).
+ *
+ * Upgrade in place (USR2, issue 16): the master re-execs the binary by the
+ * path it had at start, so a new file renamed over it takes over, and
+ * keeps its pid (pid file, lock, MAINPID), its listeners and its running
+ * workers: their pids and channels cross the exec in a state record
+ * (upgrade.c), which the new image's constructor adopts before anything
+ * else (cdaemon__prefork_adopt). The new image forks generation N+1; once
+ * all of it is ready the old generation gets QUIT and its spares are
+ * dismissed. If a new worker fails or dies before ready, or it is not
+ * ready within CDAEMON_TIMEOUT, the new workers are killed and the master
+ * execs the old image again through an O_PATH fd taken before the first
+ * exec (execveat(2), AT_EMPTY_PATH), so that later respawns run the old
+ * code even if the file on disk was replaced. unicorn and nginx start a
+ * second master instead; keeping the pid is what spares systemd's
+ * MAINPID and the pid file a change (go-systemd #442, tableflip #59).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,6 +102,46 @@ static int stopping;     /* 0, or the signal that started the stop */
 static long long stop_deadline;
 static char fail_msg[CDAEMON_MSG_TEXT_MAX];
 static pid_t master_pid;
+
+/* Upgrade in place. The generation counts images since the start (1). */
+static int generation = 1;
+static int can_upgrade;    /* the constructor runs: a new image adopts */
+static char exe_path[PATH_MAX]; /* the executable, as resolved at start */
+static int exe_fd = -1;    /* O_PATH: the image to return to */
+static int self_fd = -1;   /* O_PATH: this image, during an upgrade */
+static int upgrading;      /* a new generation is starting */
+static long long upgrade_began, upgrade_deadline; /* ms, CLOCK_MONOTONIC */
+static struct {
+	int asked;         /* USR2 came by sigqueue(2): report to it */
+	unsigned token;
+} requester;
+/* The previous generation, serving while the new one starts, then
+ * finishing its requests after QUIT. */
+static struct worker old_workers[CDAEMON_MAX_WORKERS];
+static struct worker old_spares[CDAEMON_MAX_SPARES];
+static int old_nslots;
+
+/* What crosses the exec (upgrade.c carries it in a memfd). The first
+ * fields are what any image needs to roll back, whatever the rest. */
+#define UPGRADE_MAGIC 0xcdae0016u
+struct upgrade_record {
+	uint32_t magic;
+	uint32_t size;   /* sizeof (struct upgrade_record): this layout */
+	int32_t exe_fd;  /* O_PATH: the image to return to */
+	int32_t rollback; /* 1: exe_fd's image serves again, because reason */
+	char reason[CDAEMON_MSG_TEXT_MAX];
+	int generation;  /* of the image that wrote it */
+	long long began; /* the USR2, CLOCK_MONOTONIC ms (kept across exec) */
+	int asked;
+	unsigned token;
+	char exe_path[PATH_MAX];
+	char listen[4096]; /* the applied CDAEMON_LISTEN */
+	int target, nslots, nspares, log_gen;
+	struct cdaemon_state state;
+	struct worker workers[CDAEMON_MAX_WORKERS];
+	struct worker spares[CDAEMON_MAX_SPARES];
+};
+static struct upgrade_record rec;
 
 /* The argv area as the kernel shows it in /proc/<pid>/cmdline, saved so
  * that workers can restore it: the Go runtime's os.Args point into it. */
@@ -181,12 +238,22 @@ static int set_cmdline(const char *title)
 	return prctl(PR_SET_MM, PR_SET_MM_MAP, &map, sizeof map, 0);
 }
 
+/* " (generation 2)" after an upgrade, "" before the first. */
+static const char *gen_text(void)
+{
+	static char text[32];
+	text[0] = '\0';
+	if (generation > 1)
+		snprintf(text, sizeof text, " (generation %d)", generation);
+	return text;
+}
+
 /* ps shows "app: master". Where PR_SET_MM_MAP is refused, the master
  * overwrites its own argv area (it never runs Go), within its bounds. */
 static void title_master(void)
 {
 	char title[128];
-	snprintf(title, sizeof title, "%s: master", prog_name());
+	snprintf(title, sizeof title, "%s: master%s", prog_name(), gen_text());
 	prctl(PR_SET_NAME, title, 0, 0, 0);
 	if (set_cmdline(title) == 0 || argv_area == NULL)
 		return;
@@ -206,10 +273,11 @@ static void title_worker(int index)
 	if (argv_area != NULL)
 		memcpy(argv_area, argv_saved, argv_len);
 	if (index < 0)
-		snprintf(title, sizeof title, "%s: spare", prog_name());
+		snprintf(title, sizeof title, "%s: spare%s", prog_name(),
+			 gen_text());
 	else
-		snprintf(title, sizeof title, "%s: worker[%d]", prog_name(),
-			 index);
+		snprintf(title, sizeof title, "%s: worker[%d]%s", prog_name(),
+			 index, gen_text());
 	prctl(PR_SET_NAME, title, 0, 0, 0);
 	(void)set_cmdline(title);
 }
@@ -220,7 +288,8 @@ static void title_worker(int index)
 static void title_released(int index)
 {
 	char title[128], path[64];
-	snprintf(title, sizeof title, "%s: worker[%d]", prog_name(), index);
+	snprintf(title, sizeof title, "%s: worker[%d]%s", prog_name(), index,
+		 gen_text());
 	(void)set_cmdline(title);
 	snprintf(path, sizeof path, "/proc/self/task/%ld/comm", (long)getpid());
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -413,25 +482,48 @@ static void signal_workers(int sig)
 	for (int i = 0; i < nslots; i++)
 		if (workers[i].pid > 0)
 			kill(workers[i].pid, sig);
+	for (int i = 0; i < old_nslots; i++)
+		if (old_workers[i].pid > 0)
+			kill(old_workers[i].pid, sig);
 }
 
 /* Spares never got a signal handler: a stop closes their channel, and
  * they exit 0 in cdaemon_spare_wait(). */
 static void signal_spares(int sig)
 {
-	for (int s = 0; s < nspares; s++)
+	for (int s = 0; s < nspares; s++) {
 		if (spares[s].pid > 0)
 			kill(spares[s].pid, sig);
+		if (old_spares[s].pid > 0)
+			kill(old_spares[s].pid, sig);
+	}
+}
+
+static void dismiss(struct worker *table)
+{
+	for (int s = 0; s < nspares; s++) {
+		if (table[s].sock >= 0)
+			close(table[s].sock);
+		table[s].sock = -1;
+		table[s].respawn_at = 0;
+	}
 }
 
 static void dismiss_spares(void)
 {
-	for (int s = 0; s < nspares; s++) {
-		if (spares[s].sock >= 0)
-			close(spares[s].sock);
-		spares[s].sock = -1;
-		spares[s].respawn_at = 0;
-	}
+	dismiss(spares);
+	dismiss(old_spares);
+}
+
+/* Workers and spares of the previous generation still running. */
+static int old_alive(void)
+{
+	int n = 0;
+	for (int i = 0; i < old_nslots; i++)
+		n += old_workers[i].pid > 0;
+	for (int s = 0; s < nspares; s++)
+		n += old_spares[s].pid > 0;
+	return n;
 }
 
 static int workers_alive(void)
@@ -452,7 +544,7 @@ static int spares_alive(void)
 
 static int alive(void)
 {
-	return workers_alive() + spares_alive();
+	return workers_alive() + spares_alive() + old_alive();
 }
 
 /* Before the master is ready, one failed worker fails the start. */
@@ -503,6 +595,44 @@ static void spare_exited(int s, pid_t pid, const char *how)
 	      (long)pid, how, age, sp->respawn_at - now);
 }
 
+static void rollback(const char *why);
+
+/* A process of the previous generation exited: it is not replaced (the
+ * image that could fork its code is gone; a rollback forks it again).
+ * 1 if pid was one. */
+static int old_exited(pid_t pid, const char *how)
+{
+	struct worker *w = NULL;
+	const char *what = "spare";
+	int i;
+
+	for (i = 0; i < old_nslots && w == NULL; i++)
+		if (old_workers[i].pid == pid)
+			w = &old_workers[i], what = "worker";
+	for (int s = 0; s < nspares && w == NULL; s++)
+		if (old_spares[s].pid == pid)
+			w = &old_spares[s];
+	if (w == NULL)
+		return 0;
+	if (w->sock >= 0)
+		close(w->sock);
+	w->sock = -1;
+	w->pid = 0;
+	if (upgrading)
+		logf_("generation %d: %s (pid %ld) %s during the upgrade; not "
+		      "replaced",
+		      generation - 1, what, (long)pid, how);
+	else
+		logf_("generation %d: %s (pid %ld) %s", generation - 1, what,
+		      (long)pid, how);
+	if (!upgrading && !stopping && old_alive() == 0) {
+		logf_("generation %d gone, %lld ms after USR2", generation - 1,
+		      cdaemon__now_ms() - upgrade_began);
+		old_nslots = 0;
+	}
+	return 1;
+}
+
 /* Every child that exited: a worker is replaced by a spare at once, or
  * forked again (with a backoff while it dies young), or fails the start
  * before the master is ready. */
@@ -515,6 +645,8 @@ static void reap_workers(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		int i, s;
 		cdaemon__describe_status(how, sizeof how, status);
+		if (old_exited(pid, how))
+			continue;
 		for (s = 0; s < nspares; s++)
 			if (spares[s].pid == pid)
 				break;
@@ -542,6 +674,16 @@ static void reap_workers(void)
 				 i, (long)pid, how, fail_msg[0] ? ": " : "",
 				 fail_msg);
 			fail_start(cdaemon__status_code(status), msg);
+		}
+		if (upgrading && !stopping) {
+			/* A new worker died before its generation was ready. */
+			char msg[sizeof fail_msg + 256];
+			snprintf(msg, sizeof msg,
+				 "worker[%d] (pid %ld) %s before it was ready%s%s",
+				 i, (long)pid, how, fail_msg[0] ? ": " : "",
+				 fail_msg);
+			rollback(msg);
+			continue;
 		}
 		if (stopping || w->retiring || i >= target) {
 			logf_("worker[%d] (pid %ld) %s", i, (long)pid, how);
@@ -611,8 +753,213 @@ static void read_worker(struct worker *w, int i)
 	}
 }
 
+/* ---------------------------------------------------------------------
+ * Upgrade in place
+ */
+
+/* Tells systemd (Type=notify-reload) and the one who asked. */
+static void upgrade_outcome(int ok, const char *text)
+{
+	(void)cdaemon_notify("READY=1");
+	if (requester.asked &&
+	    cdaemon__upgrade_report(master_pid, requester.token, ok, text) < 0)
+		logf_("upgrade: nobody took the outcome: %s", strerror(errno));
+	requester.asked = 0;
+}
+
+/* The fds that cross the exec: everything the state names. */
+static int record_fds(int *fds, const struct upgrade_record *r)
+{
+	const struct cdaemon_state *st = &r->state;
+	int n = 0;
+
+	fds[n++] = r->exe_fd;
+	fds[n++] = st->pid_fd;
+	for (int i = 0; i < st->nlisten; i++)
+		fds[n++] = st->listen_fds[i];
+	for (int i = 0; i < r->nslots; i++)
+		fds[n++] = r->workers[i].sock;
+	for (int s = 0; s < r->nspares; s++)
+		fds[n++] = r->spares[s].sock;
+	return n;
+}
+
+static int upgrade_fds[3 + CDAEMON_MAX_LISTEN + CDAEMON_MAX_WORKERS +
+		       CDAEMON_MAX_SPARES];
+
+/* The state of this master, with the generation gen in ws and ss. */
+static void fill_record(int gen, const struct worker *ws, int n,
+			const struct worker *ss)
+{
+	const struct cdaemon_state *st = &cdaemon__state;
+
+	memset(&rec, 0, offsetof(struct upgrade_record, state));
+	rec.magic = UPGRADE_MAGIC;
+	rec.size = sizeof rec;
+	rec.exe_fd = exe_fd;
+	rec.generation = gen;
+	rec.began = upgrade_began;
+	rec.asked = requester.asked;
+	rec.token = requester.token;
+	snprintf(rec.exe_path, sizeof rec.exe_path, "%s", exe_path);
+	snprintf(rec.listen, sizeof rec.listen, "%s",
+		 st->config.listen ? st->config.listen : "");
+	rec.target = target;
+	rec.nslots = n;
+	rec.nspares = nspares;
+	rec.log_gen = log_gen;
+	rec.state = *st;
+	memcpy(rec.workers, ws, sizeof rec.workers);
+	memcpy(rec.spares, ss, sizeof rec.spares);
+}
+
+/* USR2: exec the binary at exe_path with our state. Returns only if the
+ * exec failed, the old generation serving on. */
+static void begin_upgrade(const struct signalfd_siginfo *si)
+{
+	char err[PATH_MAX + 256];
+	const char *why = NULL;
+
+	requester.asked = si->ssi_code == SI_QUEUE;
+	requester.token = (unsigned)si->ssi_int;
+	if (!can_upgrade)
+		why = "upgrade in place needs the constructor of the Go "
+		      "binding (the new image adopts the master there)";
+	else if (stopping)
+		why = "the master is stopping";
+	else if (upgrading)
+		why = "an upgrade is already in progress";
+	else if (!master_ready)
+		why = "the workers are not ready yet";
+	else if (exe_path[0] == '\0' || exe_fd < 0 || argv_saved == NULL)
+		why = "the executable's path or argv was not found at start";
+	if (why != NULL) {
+		logf_("USR2: no upgrade: %s", why);
+		if (requester.asked)
+			(void)cdaemon__upgrade_report(master_pid,
+						      requester.token, 0, why);
+		requester.asked = 0;
+		return;
+	}
+	upgrade_began = cdaemon__now_ms();
+	if (requester.asked)
+		logf_("USR2 from pid %ld: upgrade: exec %s (generation %d)",
+		      (long)si->ssi_pid, exe_path, generation + 1);
+	else
+		logf_("USR2: upgrade: exec %s (generation %d)", exe_path,
+		      generation + 1);
+	char state[96];
+	snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%lld",
+		 upgrade_began * 1000);
+	(void)cdaemon_notify(state);
+	fill_record(generation, workers, nslots, spares);
+	int n = record_fds(upgrade_fds, &rec);
+	(void)cdaemon__upgrade_exec(exe_path, -1, argv_saved, argv_len, &rec,
+				    sizeof rec, upgrade_fds, n, err,
+				    sizeof err);
+	logf_("upgrade failed: %s; generation %d serves on", err, generation);
+	upgrade_outcome(0, err);
+}
+
+/* The new generation failed: kill it and exec the previous image, which
+ * serves on with its workers. Returns only if that exec failed. */
+static void rollback(const char *why)
+{
+	char err[PATH_MAX + 256];
+
+	logf_("generation %d failed: %s; killing its workers, back to "
+	      "generation %d",
+	      generation, why, generation - 1);
+	for (int i = 0; i < nslots; i++) {
+		struct worker *w = &workers[i];
+		if (w->pid <= 0)
+			continue;
+		kill(w->pid, SIGKILL);
+		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		logf_("worker[%d] (pid %ld) of generation %d killed", i,
+		      (long)w->pid, generation);
+		if (w->sock >= 0)
+			close(w->sock);
+		w->pid = 0;
+		w->sock = -1;
+	}
+	upgrading = 0;
+	fill_record(generation - 1, old_workers, old_nslots, old_spares);
+	rec.rollback = 1;
+	snprintf(rec.reason, sizeof rec.reason, "generation %d: %s",
+		 generation, why);
+	if (self_fd >= 0)
+		close(self_fd);
+	self_fd = -1;
+	int n = record_fds(upgrade_fds, &rec);
+	(void)cdaemon__upgrade_exec(NULL, exe_fd, argv_saved, argv_len, &rec,
+				    sizeof rec, upgrade_fds, n, err,
+				    sizeof err);
+	/* Still here: the old workers serve on, but a respawn would run
+	 * this image. */
+	logf_("rollback: %s; generation %d serves on in this image", err,
+	      generation - 1);
+	memcpy(workers, old_workers, sizeof workers);
+	memcpy(spares, old_spares, sizeof spares);
+	nslots = old_nslots;
+	old_nslots = 0;
+	for (int s = 0; s < CDAEMON_MAX_SPARES; s++)
+		old_spares[s].pid = 0, old_spares[s].sock = -1;
+	generation--;
+	title_master();
+	upgrade_outcome(0, rec.reason);
+}
+
+/* Every new worker is ready: the old generation gets QUIT, its spares are
+ * dismissed (new ones are forked behind), and this image is now the one
+ * to return to. */
+static void switch_generation(void)
+{
+	int quit = 0;
+
+	upgrading = 0;
+	if (exe_fd >= 0)
+		close(exe_fd);
+	exe_fd = self_fd;
+	self_fd = -1;
+	for (int i = 0; i < old_nslots; i++) {
+		if (old_workers[i].pid <= 0)
+			continue;
+		kill(old_workers[i].pid, SIGQUIT);
+		old_workers[i].retiring = 1;
+		quit++;
+	}
+	int dismissed = 0;
+	for (int s = 0; s < nspares; s++)
+		dismissed += old_spares[s].pid > 0;
+	dismiss(old_spares);
+	long long took = cdaemon__now_ms() - upgrade_began;
+	logf_("generation %d serves: %d workers ready %lld ms after USR2; "
+	      "generation %d: QUIT to %d workers, %d spares dismissed",
+	      generation, target, took, generation - 1, quit, dismissed);
+	char text[256];
+	snprintf(text, sizeof text,
+		 "generation %d serves: %d workers ready %lld ms after USR2 "
+		 "(master pid %ld)",
+		 generation, target, took, (long)master_pid);
+	upgrade_outcome(1, text);
+	if (old_alive() == 0) {
+		logf_("generation %d gone, %lld ms after USR2", generation - 1,
+		      took);
+		old_nslots = 0;
+	}
+}
+
 static void check_ready(void)
 {
+	if (upgrading && !stopping) {
+		for (int i = 0; i < target; i++)
+			if (workers[i].pid <= 0 || !workers[i].ready)
+				return;
+		switch_generation();
+		return;
+	}
 	if (master_ready || stopping)
 		return;
 	int ready = 0;
@@ -640,6 +987,12 @@ static void begin_stop(int sig)
 		return;
 	}
 	stopping = sig;
+	if (upgrading) {
+		upgrading = 0;
+		logf_("stop during the upgrade: generation %d abandoned",
+		      generation);
+		upgrade_outcome(0, "the master was asked to stop");
+	}
 	stop_deadline = cdaemon__now_ms() + cdaemon__state.config.stop_timeout_ms;
 	logf_("%s stop (signal %d, %s): %d workers, %d spares",
 	      sig == SIGQUIT ? "graceful" : "quick", sig, strsignal(sig),
@@ -650,8 +1003,11 @@ static void begin_stop(int sig)
 }
 
 /* One signal the master read from its signalfd. */
-static void handle_master_signal(int sig, int sigfd, int *spawned)
+static void handle_master_signal(const struct signalfd_siginfo *si, int sigfd,
+				 int *spawned)
 {
+	int sig = (int)si->ssi_signo;
+
 	switch (sig) {
 	case SIGCHLD:
 		reap_workers();
@@ -669,7 +1025,6 @@ static void handle_master_signal(int sig, int sigfd, int *spawned)
 		logf_("signal %d (%s): log reopened, forwarded to %d workers",
 		      sig, strsignal(sig), workers_alive());
 		/* fall through */
-	case SIGUSR2:
 	case SIGWINCH:
 		/* A worker that is not ready may not handle the signal yet (a
 		 * Go program dies of SIGHUP until signal.Notify): it gets it
@@ -682,9 +1037,17 @@ static void handle_master_signal(int sig, int sigfd, int *spawned)
 			else
 				workers[i].pending_sig = sig;
 		}
+		for (int i = 0; i < old_nslots; i++)
+			if (old_workers[i].pid > 0 && old_workers[i].ready)
+				kill(old_workers[i].pid, sig);
+		break;
+	case SIGUSR2:
+		begin_upgrade(si);
 		break;
 	case SIGTTIN:
-		if (stopping || target >= CDAEMON_MAX_WORKERS)
+		if (upgrading)
+			logf_("TTIN ignored: an upgrade is in progress");
+		if (stopping || upgrading || target >= CDAEMON_MAX_WORKERS)
 			break;
 		target++;
 		logf_("TTIN: %d workers", target);
@@ -698,7 +1061,9 @@ static void handle_master_signal(int sig, int sigfd, int *spawned)
 		}
 		break;
 	case SIGTTOU:
-		if (stopping || target <= 1)
+		if (upgrading)
+			logf_("TTOU ignored: an upgrade is in progress");
+		if (stopping || upgrading || target <= 1)
 			break;
 		target--;
 		logf_("TTOU: %d workers", target);
@@ -725,7 +1090,7 @@ static int in_child(int r, int wait_in_go)
  * Returns a spawn's result; the time to wake for the next is in *wake. */
 static int keep_spares(int sigfd, long long now, long long *wake)
 {
-	if (!master_ready || stopping)
+	if (!master_ready || stopping || upgrading)
 		return IN_MASTER;
 	for (int s = 0; s < nspares; s++) {
 		struct worker *sp = &spares[s];
@@ -745,24 +1110,9 @@ static int keep_spares(int sigfd, long long now, long long *wake)
 	return IN_MASTER;
 }
 
-int cdaemon__prefork(int wait_in_go)
+/* The master's signals, blocked and read from a signalfd. */
+static int master_signals(void)
 {
-	struct cdaemon_state *st = &cdaemon__state;
-	int nworkers = st->config.workers;
-
-	st->worker_index = -1;
-	if (nworkers <= 0)
-		return -1; /* cdaemon_start gave the listeners to the daemon */
-
-	master_pid = getpid();
-	target = nworkers;
-	nspares = st->config.spares;
-	find_argv_area();
-	title_master();
-	/* Orphans of workers come to us: reap them, as a small init would
-	 * (the master may be a container's pid 1). */
-	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-
 	sigset_t set;
 	sigemptyset(&set);
 	int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGQUIT, SIGHUP,
@@ -774,36 +1124,48 @@ int cdaemon__prefork(int wait_in_go)
 	int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sigfd < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "signalfd", errno);
-	for (int i = 0; i < CDAEMON_MAX_WORKERS; i++)
-		workers[i].sock = -1;
-	for (int s = 0; s < CDAEMON_MAX_SPARES; s++)
-		spares[s].sock = -1;
+	/* Orphans of workers come to us: reap them, as a small init would
+	 * (the master may be a container's pid 1). */
+	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	return sigfd;
+}
 
-	for (int i = 0; i < st->nlisten; i++) {
-		char where[160];
-		if (cdaemon__listen_describe(st->listen_fds[i], where,
-					     sizeof where) == 0)
-			logf_("listening on %s", where);
+/* The executable to exec on USR2, by the path it has now (a new file
+ * renamed over it takes over), and this image, open, to return to. */
+static void find_executable(void)
+{
+	char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+	if (n > 0) {
+		path[n] = '\0';
+		snprintf(exe_path, sizeof exe_path, "%s", path);
 	}
-	if (nspares > 0)
-		logf_("starting %d workers; spares: %d, once they are ready",
-		      nworkers, nspares);
-	else
-		logf_("starting %d workers", nworkers);
-	for (int i = 0; i < nworkers; i++) {
-		int r = spawn(i, sigfd);
-		if (r != IN_MASTER)
-			return in_child(r, wait_in_go);
-		if (workers[i].pid == 0)
-			fail_start(CDAEMON_EXIT_OSERR, "cannot fork a worker");
-	}
+	exe_fd = cdaemon__fd_above(
+		open("/proc/self/exe", O_PATH | O_CLOEXEC), 3);
+}
 
+/* The master's loop. Returns only in a new worker or spare. */
+static int master_loop(int sigfd, int wait_in_go)
+{
+	struct cdaemon_state *st = &cdaemon__state;
 	struct pollfd pfd[1 + CDAEMON_MAX_WORKERS + CDAEMON_MAX_SPARES];
 	struct worker *polled[1 + CDAEMON_MAX_WORKERS + CDAEMON_MAX_SPARES];
 	int idx[1 + CDAEMON_MAX_WORKERS + CDAEMON_MAX_SPARES];
 	for (;;) {
 		long long now = cdaemon__now_ms();
 		long long wake = -1;
+		if (upgrading && !stopping) {
+			if (now >= upgrade_deadline) {
+				char why[128];
+				snprintf(why, sizeof why,
+					 "not ready within %s (%lld ms)",
+					 cdaemon__setting("CDAEMON_TIMEOUT"),
+					 st->config.timeout_ms);
+				rollback(why);
+				continue;
+			}
+			wake = upgrade_deadline;
+		}
 		for (int i = 0; i < target && !stopping; i++) {
 			struct worker *w = &workers[i];
 			if (w->pid != 0 || w->respawn_at == 0)
@@ -874,14 +1236,176 @@ int cdaemon__prefork(int wait_in_go)
 			struct signalfd_siginfo si;
 			while (read(sigfd, &si, sizeof si) == sizeof si) {
 				int spawned = IN_MASTER;
-				handle_master_signal((int)si.ssi_signo, sigfd,
-						     &spawned);
+				handle_master_signal(&si, sigfd, &spawned);
 				if (spawned != IN_MASTER)
 					return in_child(spawned, wait_in_go);
 			}
 		}
 		check_ready();
 	}
+}
+
+int cdaemon__prefork(int wait_in_go)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+	int nworkers = st->config.workers;
+
+	st->worker_index = -1;
+	if (nworkers <= 0)
+		return -1; /* cdaemon_start gave the listeners to the daemon */
+
+	master_pid = getpid();
+	target = nworkers;
+	nspares = st->config.spares;
+	can_upgrade = wait_in_go;
+	find_argv_area();
+	find_executable();
+	title_master();
+	int sigfd = master_signals();
+	for (int i = 0; i < CDAEMON_MAX_WORKERS; i++)
+		workers[i].sock = old_workers[i].sock = -1;
+	for (int s = 0; s < CDAEMON_MAX_SPARES; s++)
+		spares[s].sock = old_spares[s].sock = -1;
+
+	for (int i = 0; i < st->nlisten; i++) {
+		char where[160];
+		if (cdaemon__listen_describe(st->listen_fds[i], where,
+					     sizeof where) == 0)
+			logf_("listening on %s", where);
+	}
+	if (nspares > 0)
+		logf_("starting %d workers; spares: %d, once they are ready",
+		      nworkers, nspares);
+	else
+		logf_("starting %d workers", nworkers);
+	for (int i = 0; i < nworkers; i++) {
+		int r = spawn(i, sigfd);
+		if (r != IN_MASTER)
+			return in_child(r, wait_in_go);
+		if (workers[i].pid == 0)
+			fail_start(CDAEMON_EXIT_OSERR, "cannot fork a worker");
+	}
+	return master_loop(sigfd, wait_in_go);
+}
+
+/* The record's layout is not this image's (another cdaemon version): go
+ * back to the image that wrote it, with the record as it was and the
+ * reason. The fds it names are still open, not close-on-exec. */
+static void refuse_layout(int fd, uint32_t size) __attribute__((noreturn));
+static void refuse_layout(int fd, uint32_t size)
+{
+	char err[PATH_MAX + 256];
+	size_t hdr = offsetof(struct upgrade_record, generation);
+	char *buf = size >= hdr && size <= (64u << 20) ? malloc(size) : NULL;
+
+	if (buf != NULL && cdaemon__upgrade_read(fd, buf, size) == (int)size) {
+		struct upgrade_record *h = (struct upgrade_record *)buf;
+		h->rollback = 1;
+		snprintf(h->reason, sizeof h->reason,
+			 "the new image's upgrade state differs (%u bytes, "
+			 "this one's %zu): another cdaemon version",
+			 size, sizeof rec);
+		find_argv_area();
+		int keep = h->exe_fd;
+		(void)cdaemon__upgrade_exec(NULL, h->exe_fd, argv_saved,
+					    argv_len, buf, size, &keep, 1, err,
+					    sizeof err);
+	} else {
+		snprintf(err, sizeof err, "unreadable upgrade state");
+	}
+	cdaemon__print(2, "%s: upgrade: %s\n", cdaemon__prog(), err);
+	_exit(CDAEMON_EXIT_OSERR);
+}
+
+/* This image adopts the state of the master that exec'd it. */
+static void adopt_record(void)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+
+	*st = rec.state;
+	/* The strings the applied config pointed at were the old image's. */
+	st->config.pidfile = st->pidfile[0] ? st->pidfile : NULL;
+	st->config.logfile = st->logfile[0] ? st->logfile : NULL;
+	st->config.dir = st->dir[0] ? st->dir : NULL;
+	st->config.user = st->user[0] ? st->user : NULL;
+	st->config.group = st->group[0] ? st->group : NULL;
+	st->config.listen = rec.listen[0] ? rec.listen : NULL;
+	generation = rec.generation;
+	upgrade_began = rec.began;
+	requester.asked = rec.asked;
+	requester.token = rec.token;
+	snprintf(exe_path, sizeof exe_path, "%s", rec.exe_path);
+	exe_fd = rec.exe_fd;
+	target = rec.target;
+	nspares = rec.nspares;
+	log_gen = rec.log_gen;
+	master_ready = 1;
+	for (int i = 0; i < CDAEMON_MAX_WORKERS; i++)
+		workers[i].sock = old_workers[i].sock = -1;
+	for (int s = 0; s < CDAEMON_MAX_SPARES; s++)
+		spares[s].sock = old_spares[s].sock = -1;
+	/* Close-on-exec again: the next exec passes what it means to. */
+	cdaemon__upgrade_cloexec(upgrade_fds, record_fds(upgrade_fds, &rec));
+}
+
+int cdaemon__prefork_adopt(int fd, int wait_in_go)
+{
+	size_t hdr = offsetof(struct upgrade_record, generation);
+	int got = cdaemon__upgrade_read(fd, &rec, sizeof rec);
+
+	if (got < (int)hdr || rec.magic != UPGRADE_MAGIC) {
+		cdaemon__print(2, "%s: upgrade: fd %d holds no upgrade state\n",
+			       cdaemon__prog(), fd);
+		_exit(CDAEMON_EXIT_USAGE);
+	}
+	if (rec.size != sizeof rec || got != (int)sizeof rec)
+		refuse_layout(fd, rec.size);
+	close(fd);
+	master_pid = getpid();
+	can_upgrade = wait_in_go;
+	adopt_record();
+	find_argv_area();
+	if (rec.rollback) {
+		memcpy(workers, rec.workers, sizeof workers);
+		memcpy(spares, rec.spares, sizeof spares);
+		nslots = rec.nslots;
+		title_master();
+		int sigfd = master_signals();
+		logf_("upgrade rolled back: %s; generation %d serves on, "
+		      "in its own image again",
+		      rec.reason, generation);
+		/* Workers that died meanwhile are forked again, from here. */
+		for (int i = 0; i < target; i++)
+			if (workers[i].pid <= 0 && workers[i].respawn_at == 0)
+				workers[i].respawn_at = cdaemon__now_ms();
+		upgrade_outcome(0, rec.reason);
+		reap_workers();
+		return master_loop(sigfd, wait_in_go);
+	}
+	memcpy(old_workers, rec.workers, sizeof old_workers);
+	memcpy(old_spares, rec.spares, sizeof old_spares);
+	old_nslots = rec.nslots;
+	nslots = 0;
+	generation++;
+	self_fd = cdaemon__fd_above(open("/proc/self/exe", O_PATH | O_CLOEXEC),
+				    3);
+	title_master();
+	int sigfd = master_signals();
+	upgrading = 1;
+	fail_msg[0] = '\0';
+	upgrade_deadline = cdaemon__now_ms() + cdaemon__state.config.timeout_ms;
+	logf_("generation %d: %s exec'd, starting %d workers; generation %d "
+	      "serves meanwhile (%d workers)",
+	      generation, exe_path, target, generation - 1, old_alive());
+	reap_workers();
+	for (int i = 0; i < target && upgrading; i++) {
+		int r = spawn(i, sigfd);
+		if (r != IN_MASTER)
+			return in_child(r, wait_in_go);
+		if (workers[i].pid == 0)
+			rollback("cannot fork a worker");
+	}
+	return master_loop(sigfd, wait_in_go);
 }
 
 int cdaemon_prefork(void)

@@ -27,21 +27,24 @@ const (
 	StatusDeadPIDFile = 1                 // status: not running, but the pid file exists
 	StatusNotRunning  = 3                 // status: not running
 	StatusUnknown     = 4                 // status: cannot tell (an error, or a start in progress)
-	ExitFailed        = 1                 // start, stop, restart or reload failed
+	ExitFailed        = 1                 // start, stop, restart, reload or upgrade failed
 	ExitBadArgs       = 2                 // a bad command, flag or argument (LSB: invalid arguments)
-	ExitNotRunning    = 7                 // reload: the daemon is not running (LSB)
+	ExitNotRunning    = 7                 // reload, upgrade: the daemon is not running (LSB)
 	ExitConfig        = cdaemon.ExitUsage // 64: a bad CDAEMON_* value or option, as the constructor exits
 
 	defaultKillAfter = 10 * time.Second
 )
 
-const controlUsage = `usage: %[1]s start | stop [-graceful] [-timeout D] | restart [-graceful] [-timeout D] | status | reload | run | help
+const controlUsage = `usage: %[1]s start | stop [-graceful] [-timeout D] | restart [-graceful] [-timeout D] | status | reload | upgrade [-timeout D] | run | help
 
   start    start the daemon; exits 0 once it is ready (or already running)
   stop     send TERM (QUIT with -graceful), wait until it exits, KILL it after -timeout
   restart  stop (if running), then start
   status   0 running, 1 dead but pid file exists, 3 not running (LSB)
   reload   send HUP: reopen logs and call the reload hook
+  upgrade  send USR2: the binary now at the daemon's path takes over without
+           closing the sockets; exits 0 once the new code serves, 1 with the
+           reason after a rollback (waits -timeout, default CDAEMON_TIMEOUT+10s)
   run      run in the foreground (for supervisors and debugging); with a log
            file, the log shows on the terminal too, and a failed start on stderr
   help     this text (also -h, --help)
@@ -93,6 +96,11 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 	case "stop", "restart":
 		fs.BoolVar(&graceful, "graceful", false, "send QUIT instead of TERM")
 		fs.DurationVar(&timeout, "timeout", timeout, "wait this long before KILL")
+	case "upgrade":
+		// The daemon gives its new code CDAEMON_TIMEOUT to be ready,
+		// then rolls back: the outcome comes within that.
+		timeout = upgradeWait(opts)
+		fs.DurationVar(&timeout, "timeout", timeout, "wait this long for the outcome")
 	case "start", "status", "reload", "run":
 	default:
 		return usage("unknown command %q", cmd)
@@ -147,6 +155,11 @@ func controlIO(args []string, opts Options, run func(*Daemon) error, stdout, std
 			return ExitConfig
 		}
 		return c.reload()
+	case "upgrade":
+		if !needPID() {
+			return ExitConfig
+		}
+		return c.upgrade(timeout)
 	case "stop":
 		if !needPID() {
 			return ExitConfig

@@ -45,7 +45,8 @@ It takes no arguments; the environment sets it up:
   ...                   and every CDAEMON_* variable of the README's table
 
 Signals to the master: QUIT graceful stop, INT or TERM quick stop,
-HUP or USR1 reopen the logs, TTIN one worker more, TTOU one fewer.
+HUP or USR1 reopen the logs, TTIN one worker more, TTOU one fewer,
+USR2 upgrade in place (the binary now at this path takes over).
 
 example:
   CDAEMON=1 CDAEMON_WORKERS=3 CDAEMON_LISTEN=tcp:127.0.0.1:8080 \

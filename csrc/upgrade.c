@@ -1,0 +1,212 @@
+/*
+ * Upgrade in place (issue 16): the mechanics of passing a prefork
+ * master's state across execve(2) and of telling the operator how it
+ * went. The policy (what the state holds, when to switch or roll back) is
+ * prefork.c's.
+ *
+ * The master keeps its pid through the exec, so its pid file, the lock on
+ * it (an OFD lock lives as long as its open file description: the fd is
+ * kept open, not close-on-exec) and systemd's MAINPID stay valid. The
+ * state travels in a memfd whose number is in _CDAEMON_UPGRADE: not a
+ * CDAEMON_* name, which the parser would refuse and the scrub remove; the
+ * constructor of the new image looks for it before anything else
+ * (cdaemon/constructor.c) and removes it.
+ *
+ * The outcome goes to whoever asked with sigqueue(2) (gowrap's `app
+ * upgrade`): one datagram to the abstract AF_UNIX name
+ * "cdaemon-upgrade-<master pid>", which the asker binds with SO_PASSCRED
+ * and accepts only from the master's pid (SCM_CREDENTIALS, unix(7)). A
+ * plain kill -USR2 carries no token and gets no report.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+extern char **environ;
+
+#define UPGRADE_VAR "_CDAEMON_UPGRADE"
+
+int cdaemon__upgrade_fd(void)
+{
+	const char *v = getenv(UPGRADE_VAR);
+	char *end;
+
+	if (v == NULL)
+		return -1;
+	errno = 0;
+	long fd = strtol(v, &end, 10);
+	cdaemon__env_remove(UPGRADE_VAR);
+	if (*v == '\0' || *end != '\0' || errno != 0 || fd < 3 || fd > 1 << 20 ||
+	    fcntl((int)fd, F_GETFD) < 0) {
+		cdaemon__print(2,
+			       "%s: %s=\"%s\": not the fd of an upgrade "
+			       "state (set only by a prefork master's exec)\n",
+			       cdaemon__prog(), UPGRADE_VAR, v);
+		_exit(CDAEMON_EXIT_USAGE);
+	}
+	return (int)fd;
+}
+
+int cdaemon__upgrade_read(int fd, void *rec, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, (char *)rec + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return (int)got;
+}
+
+/* argv as the kernel laid it out: NUL-separated strings in one area. */
+static char **split_argv(const char *area, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += area[i] == '\0';
+	char **argv = calloc(n + 2, sizeof *argv);
+	if (argv == NULL)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < len && k <= n; k++) {
+		argv[k] = (char *)area + i;
+		i += strlen(area + i) + 1;
+	}
+	argv[k] = NULL;
+	return argv;
+}
+
+/* Empty entries the new image's workers fill (LISTEN_FDS, LISTEN_PID,
+ * LISTEN_FDNAMES: env.c edits the array in place and never grows it). */
+#define SPARE_SLOTS 4
+
+/* The master's environment, with the state's fd. The "" entries the scrub
+ * left where CDAEMON* were stay: they are the room env.c needs. */
+static char **upgrade_env(int memfd)
+{
+	static char entry[64], empty[] = "";
+	size_t n = 0;
+
+	for (char **ep = environ; ep && *ep; ep++)
+		n++;
+	char **env = calloc(n + 2 + SPARE_SLOTS, sizeof *env);
+	if (env == NULL)
+		return NULL;
+	size_t k = 0;
+	int blank = 0;
+	for (char **ep = environ; ep && *ep; ep++) {
+		if (strncmp(*ep, UPGRADE_VAR "=", sizeof UPGRADE_VAR) != 0)
+			env[k++] = *ep;
+		blank += **ep == '\0';
+	}
+	/* Not more with each upgrade. */
+	for (; blank < SPARE_SLOTS; blank++)
+		env[k++] = empty;
+	snprintf(entry, sizeof entry, "%s=%d", UPGRADE_VAR, memfd);
+	env[k++] = entry;
+	env[k] = NULL;
+	return env;
+}
+
+static void set_cloexec(const int *fds, int nfds, int on)
+{
+	for (int i = 0; i < nfds; i++) {
+		if (fds[i] < 0)
+			continue;
+		int fl = fcntl(fds[i], F_GETFD);
+		if (fl >= 0)
+			(void)fcntl(fds[i], F_SETFD,
+				    on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC);
+	}
+}
+
+void cdaemon__upgrade_cloexec(const int *fds, int nfds)
+{
+	set_cloexec(fds, nfds, 1);
+}
+
+int cdaemon__upgrade_exec(const char *path, int exe_fd, const char *argv_area,
+			  size_t argv_len, const void *rec, size_t len,
+			  int *fds, int nfds, char *err, size_t errlen)
+{
+	int memfd = (int)syscall(SYS_memfd_create, "cdaemon-upgrade", 0);
+	const char *step = "memfd_create";
+	char **argv = NULL, **env = NULL;
+	int saved;
+
+	if (memfd < 0)
+		goto fail;
+	step = "write the state";
+	if (cdaemon__write_all(memfd, rec, len) != (ssize_t)len)
+		goto fail;
+	step = "argv";
+	if (argv_area == NULL || argv_len == 0 ||
+	    (argv = split_argv(argv_area, argv_len)) == NULL ||
+	    (env = upgrade_env(memfd)) == NULL) {
+		errno = ENOMEM;
+		goto fail;
+	}
+	set_cloexec(fds, nfds, 0);
+	if (path != NULL) {
+		step = path;
+		execve(path, argv, env);
+	} else {
+		step = "execveat of the previous image";
+		syscall(SYS_execveat, exe_fd, "", argv, env, AT_EMPTY_PATH);
+	}
+	saved = errno;
+	set_cloexec(fds, nfds, 1);
+	errno = saved;
+fail:
+	saved = errno;
+	snprintf(err, errlen, "exec %s: %s", step, strerror(saved));
+	free(argv);
+	free(env);
+	if (memfd >= 0)
+		close(memfd);
+	errno = saved;
+	return -1;
+}
+
+int cdaemon__upgrade_report(pid_t master, unsigned token, int ok,
+			    const char *text)
+{
+	struct sockaddr_un sa;
+	char msg[CDAEMON_MSG_TEXT_MAX + 64];
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1,
+			 "cdaemon-upgrade-%ld", (long)master);
+	socklen_t salen =
+		(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	int len = snprintf(msg, sizeof msg, "%08x %s %s", token,
+			   ok ? "ok" : "fail", text);
+	if (len >= (int)sizeof msg)
+		len = (int)sizeof msg - 1;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	ssize_t r;
+	do
+		r = sendto(fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT,
+			   (struct sockaddr *)&sa, salen);
+	while (r < 0 && errno == EINTR);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return r < 0 ? -1 : 0;
+}
