@@ -46,24 +46,34 @@ func compareValues(a, b Value) int {
 // samples resampled with replacement, independently, 2000 times, with a
 // fixed seed so that the same data always gives the same interval.
 func ratioCI(a, b []Value) (lo, hi float64) {
+	return bootstrapCI(a, b, func(ma, mb time.Duration) float64 { return float64(ma) / float64(mb) })
+}
+
+// diffCI is the same interval for median(a) − median(b), in nanoseconds.
+func diffCI(a, b []Value) (lo, hi time.Duration) {
+	l, h := bootstrapCI(a, b, func(ma, mb time.Duration) float64 { return float64(ma - mb) })
+	return time.Duration(l), time.Duration(h)
+}
+
+func bootstrapCI(a, b []Value, f func(ma, mb time.Duration) float64) (lo, hi float64) {
 	if len(a) == 0 || len(b) == 0 {
 		return math.NaN(), math.NaN()
 	}
 	const n = 2000
 	rng := rand.New(rand.NewPCG(1, 2))
-	ratios := make([]float64, n)
+	stats := make([]float64, n)
 	ra, rb := make([]Value, len(a)), make([]Value, len(b))
-	for i := range ratios {
+	for i := range stats {
 		for j := range ra {
 			ra[j] = a[rng.IntN(len(a))]
 		}
 		for j := range rb {
 			rb[j] = b[rng.IntN(len(b))]
 		}
-		ratios[i] = float64(percentile(ra, 0.5).D) / float64(percentile(rb, 0.5).D)
+		stats[i] = f(percentile(ra, 0.5).D, percentile(rb, 0.5).D)
 	}
-	slices.Sort(ratios)
-	return ratios[int(0.025*n)], ratios[int(0.975*n)-1]
+	slices.Sort(stats)
+	return stats[int(0.025*n)], stats[int(0.975*n)-1]
 }
 
 // Summary is one contender at one level of one experiment.
