@@ -304,7 +304,7 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"latest.md", "trials.csv", "summary.csv", "respawns.csv", "start.svg"} {
+	for _, name := range []string{"latest.md", "headline.md", "trials.csv", "summary.csv", "respawns.csv", "start.svg"} {
 		if !slices.Contains(files, filepath.Join(dir, name)) {
 			t.Errorf("%s not written (%v)", name, files)
 		}

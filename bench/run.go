@@ -64,6 +64,8 @@ type Results struct {
 	Binaries   []Binary          // what each contender's executable is made of
 	Tax        *Tax              // the tax experiment's measurements
 	Stopped    bool              // the run was interrupted; the results are partial
+
+	summaries map[string][]Summary // Summaries, computed once
 }
 
 // Run runs the experiments of cfg with the programs p, on the terminal

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -209,7 +210,22 @@ func (s *Summary) withRatios(ref Summary) {
 
 // Summaries summarises every contender of an experiment at a level, with
 // ratios to the first contender that ran.
+// They are computed once per experiment and level (each ratio's interval
+// costs 2000 resamples, and the report asks for them many times).
 func (res *Results) Summaries(exp string, lv Level) []Summary {
+	key := fmt.Sprint(exp, lv, len(res.Trials), len(res.Contenders))
+	if out, ok := res.summaries[key]; ok {
+		return out
+	}
+	out := res.summarise(exp, lv)
+	if res.summaries == nil {
+		res.summaries = map[string][]Summary{}
+	}
+	res.summaries[key] = out
+	return out
+}
+
+func (res *Results) summarise(exp string, lv Level) []Summary {
 	var out []Summary
 	for _, c := range res.Contenders {
 		var ts []Trial

@@ -11,7 +11,8 @@ import (
 	"strconv"
 )
 
-// Write writes the results into dir: latest.md (Report), trials.csv
+// Write writes the results into dir: latest.md (Report), headline.md
+// (Headline: the table the READMEs quote), trials.csv
 // (every start, raw), respawns.csv (every respawn, raw), summary.csv (one
 // row per experiment, level and contender), the SVG charts and, from the
 // tax experiment, tax/ (perf-stat.csv, and strace, strace -c and
@@ -29,6 +30,11 @@ func Write(res *Results, dir string) ([]string, error) {
 	}
 	if err := write("latest.md", []byte(Report(res))); err != nil {
 		return files, err
+	}
+	if res.Ran["start"] {
+		if err := write("headline.md", []byte(Headline(res))); err != nil {
+			return files, err
+		}
 	}
 	for name, rows := range map[string][][]string{
 		"trials.csv":   trialRows(res),
