@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -109,6 +111,30 @@ func TestRecipesBuiltAsNamed(t *testing.T) {
 		if (r.Key == "strip") == b.Symbols {
 			t.Errorf("%s: symbol table present: %v", r.Key, b.Symbols)
 		}
+	}
+}
+
+// TestRecommendedRecipe: the Makefile's GO_BUILD_RECOMMENDED spells out
+// RecommendedRecipe's flags, so the README, the Makefile and the report
+// name one build.
+func TestRecommendedRecipe(t *testing.T) {
+	r, ok := recipe(RecommendedRecipe)
+	if !ok {
+		t.Fatalf("RecommendedRecipe %q is not a recipe", RecommendedRecipe)
+	}
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^GO_BUILD_RECOMMENDED\s*:=\s*(.*)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatal("no GO_BUILD_RECOMMENDED := line in the Makefile")
+	}
+	if got, want := strings.TrimSpace(string(m[1])), r.ShellFlags(); got != want {
+		t.Errorf("Makefile: GO_BUILD_RECOMMENDED := %s; recipe %s is %s", got, r.Key, want)
+	}
+	if len(r.Env) > 0 {
+		t.Errorf("recipe %s needs %v, which GO_BUILD_RECOMMENDED cannot carry", r.Key, r.Env)
 	}
 }
 
