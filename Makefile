@@ -160,7 +160,7 @@ test: lib
 demo: csrc-hash
 	@bash examples/demo.sh
 
-# Every experiment, results in bench/results/ (about 3 minutes here);
+# Every experiment, results in bench/results/ (about 6 minutes here);
 # bench-quick checks the whole harness in under a minute, into
 # bench/results/quick/.
 bench: csrc-hash $(BUILD)/cdaemonize
