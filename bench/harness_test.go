@@ -3,7 +3,9 @@ package bench
 import (
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -296,13 +298,13 @@ func TestPrefork(t *testing.T) {
 
 // TestWrite: every result file is written and readable.
 func TestWrite(t *testing.T) {
-	res := run(t, 2, contender(t, "cdaemon"), contender(t, "go-floor"), contender(t, "daemon3"), contender(t, "c-floor"))
+	res := run(t, 2, contender(t, "cdaemon"), contender(t, "go-floor"), contender(t, "cgo-floor"), contender(t, "daemon3"), contender(t, "c-floor"))
 	dir := t.TempDir()
 	files, err := Write(res, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"latest.md", "trials.csv", "summary.csv", "respawns.csv", "start.svg"} {
+	for _, name := range []string{"latest.md", "headline.md", "trials.csv", "summary.csv", "respawns.csv", "start.svg"} {
 		if !slices.Contains(files, filepath.Join(dir, name)) {
 			t.Errorf("%s not written (%v)", name, files)
 		}
@@ -321,7 +323,7 @@ func TestWrite(t *testing.T) {
 		t.Errorf("start.svg is not an SVG: %.80q", svg)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "latest.md"))
-	for _, want := range []string{"## Targets", "(1) − (7)", "### Where (1)'s time goes", res.Machine.Kernel} {
+	for _, want := range []string{"## Targets", "(1) − (7c)", "## Build recipes", "## The binaries", "the cgo start-up tax: (7c) − (7)", "### Where (1)'s time goes", res.Machine.Kernel} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("latest.md lacks %q", want)
 		}
@@ -350,5 +352,65 @@ func TestWithoutCgroups(t *testing.T) {
 	}
 	if left := Descendants(); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
+	}
+}
+
+// TestTax: one round of the tax experiment. What it must show whatever
+// the load: the pure-Go floor has no loader and maps no pthread stack;
+// the default cgo floor runs the loader (relocations), maps a glibc
+// thread stack per thread it creates through pthread; every perf run
+// counted task-clock and page faults; the raw files are written.
+func TestTax(t *testing.T) {
+	for _, tool := range []string{"perf", "strace"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	res, err := Run(progs, term, Config{TaxRounds: 1, Experiments: []string{"tax"}, Work: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := res.Tax
+	if tx == nil || len(tx.Runs) != len(tx.Programs) {
+		t.Fatalf("tax: %+v", tx)
+	}
+	for _, run := range tx.Runs {
+		if run.Err != "" || run.TaskClock <= 0 || run.PageFaults <= 0 {
+			t.Errorf("perf run %+v", run)
+		}
+	}
+	byKey := map[string]*TaxProgram{}
+	for _, tp := range tx.Programs {
+		if tp.Err != "" {
+			t.Errorf("%s: %s", tp.Key, tp.Err)
+		}
+		byKey[tp.Key] = tp
+	}
+	pure, cgo := byKey["go-floor"], byKey["cgo-floor"]
+	if pure == nil || cgo == nil {
+		t.Fatalf("programs %v", slices.Collect(maps.Keys(byKey)))
+	}
+	if pure.LDDebug != "" || pure.StackMaps != 0 || pure.Threads == 0 || pure.Syscalls["execve"] != 1 {
+		t.Errorf("pure floor: loader output %d bytes, %d stack maps, %d threads, %d execve",
+			len(pure.LDDebug), pure.StackMaps, pure.Threads, pure.Syscalls["execve"])
+	}
+	if cgo.Relocs == 0 || cgo.LoaderCyc == 0 || cgo.StackMaps == 0 || cgo.StackMaps > cgo.Threads {
+		t.Errorf("cgo floor: %d relocations, %d loader cycles, %d stack maps for %d threads",
+			cgo.Relocs, cgo.LoaderCyc, cgo.StackMaps, cgo.Threads)
+	}
+	if st := byKey["cgo-floor@static"]; st == nil || st.LDDebug != "" {
+		t.Errorf("the static cgo floor ran a loader: %+v", st)
+	}
+	dir := t.TempDir()
+	if _, err := Write(res, dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"perf-stat.csv", "strace-go-floor.txt", "strace-c-cgo-floor.txt", "ld-debug-cgo-floor.txt"} {
+		if b, err := os.ReadFile(filepath.Join(dir, "tax", name)); err != nil || len(b) == 0 {
+			t.Errorf("tax/%s: %v, %d bytes", name, err, len(b))
+		}
+	}
+	if md, _ := os.ReadFile(filepath.Join(dir, "latest.md")); !strings.Contains(string(md), "## Where the cgo tax goes") {
+		t.Error("latest.md lacks the tax section")
 	}
 }

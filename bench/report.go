@@ -65,34 +65,53 @@ func (res *Results) find(exp, key string) (Summary, bool) {
 	return Summary{}, false
 }
 
-// Targets evaluates the targets of the benchmark issue on res: medians,
-// one run, this machine.
+// Targets evaluates the targets of the benchmark issues on res: medians,
+// one run, this machine. The peers are their own pure-Go binaries (issue
+// 14); (1) is measured with the default build and with the recommended
+// one.
 func (res *Results) Targets() []Target {
 	var out []Target
 	met := func(ok bool) *bool { return &ok }
-	cd, okCd := res.find("start", "cdaemon")
-	for _, peer := range []struct {
-		key   string
-		limit float64
-	}{{"go-daemon", 0.65}, {"godaemon", 0.45}} {
-		t := Target{What: fmt.Sprintf("(1)'s time to ready at most %.2f of %s's", peer.limit, peer.key)}
-		if p, ok := res.find("start", peer.key); ok && okCd {
-			r := float64(cd.Ready.D) / float64(p.Ready.D)
-			lo, hi := ratioCI(cd.readySamples, p.readySamples)
-			t.Measured = fmt.Sprintf("%s / %s ms = %.2f [95%%: %.2f–%.2f]", cd.Ready, p.Ready, r, lo, hi)
-			t.Met = met(r <= peer.limit)
+	rec, _ := recipe(RecommendedRecipe)
+	for _, build := range []struct{ key, label string }{
+		{"cdaemon", "(1), default build"},
+		{cdaemonKey(rec.Key), "(1), recommended build (" + rec.Key + ")"},
+	} {
+		cd, okCd := res.find("start", build.key)
+		for _, peer := range []struct {
+			key, name string
+			limit     float64
+		}{{"go-daemon", "(4) go-daemon, pure Go", 0.65}, {"godaemon", "(5) godaemon, pure Go", 0.45}} {
+			t := Target{What: fmt.Sprintf("%s: time to ready at most %.2f of %s's", build.label, peer.limit, peer.name)}
+			if p, ok := res.find("start", peer.key); ok && okCd {
+				r := float64(cd.Ready.D) / float64(p.Ready.D)
+				lo, hi := ratioCI(cd.readySamples, p.readySamples)
+				t.Measured = fmt.Sprintf("%s / %s ms = %.2f [95%%: %.2f–%.2f]", cd.Ready, p.Ready, r, lo, hi)
+				t.Met = met(r <= peer.limit)
+			}
+			out = append(out, t)
 		}
-		out = append(out, t)
 	}
+	cd, okCd := res.find("start", "cdaemon")
 	t := Target{What: "(1)'s launcher never exits before ready"}
 	if okCd {
-		t.Measured = fmt.Sprintf("%d of %d exits seen before ready (%d undecidable)", cd.Before, cd.Exited, cd.Unknown)
+		t.Measured = fmt.Sprintf("%d of %d exits seen before ready (%d ?, undecidable)", cd.Before, cd.Exited, cd.Unknown)
 		t.Met = met(cd.Before == 0 && cd.Exited == cd.Runs-cd.Failed)
 	}
 	out = append(out, t)
 
-	t = Target{What: "(1) − (7), cdaemon's cost over the Go floor, at most 1.5 × ((6) − (10)), daemon(3)'s over the C floor"}
-	gf, ok7 := res.find("start", "go-floor")
+	for _, build := range []struct{ key, label string }{{rec.Key, "recommended build (" + rec.Key + ")"}, {"default", "default build, for reference"}} {
+		t = Target{What: "cgo start-up tax, (7c) − (7), at most 0.3 of the pure-Go floor (7): " + build.label}
+		if tx, ok := res.tax(build.key); ok {
+			t.Measured = fmt.Sprintf("%s − %s = %s ms [95%%: %s, %s] = %.2f of (7) [95%%: %.2f, %.2f]", tx.cgo.Ready, tx.pure.Ready,
+				ms(tx.diff), ms(tx.diffLo), ms(tx.diffHi), tx.frac, tx.fracLo, tx.fracHi)
+			t.Met = met(tx.frac <= 0.3)
+		}
+		out = append(out, t)
+	}
+
+	t = Target{What: "(1) − (7c), cdaemon's cost over the same binary not daemonized, at most 1.5 × ((6) − (10)), daemon(3)'s over the C floor"}
+	gf, ok7 := res.find("start", "cgo-floor")
 	d3, ok6 := res.find("start", "daemon3")
 	cf, ok10 := res.find("start", "c-floor")
 	if okCd && ok7 && ok6 && ok10 {
@@ -193,9 +212,26 @@ func Report(res *Results) string {
 		b.WriteString("\n" + startLegend + "\n")
 		b.WriteString("\n![time to ready, every start](start.svg)\n")
 		b.WriteString(breakdownSection(res))
+		b.WriteString("\n## Build recipes: the cgo start-up tax, and cdaemon built each way\n\n")
+		b.WriteString("The same start-up experiment (the same interleaved rounds): `cmd/app-cdaemon` built with each recipe, started as the cgo floor (no `CDAEMON`) and as (1).\n\n")
+		b.WriteString(RecipeTable(res))
+		b.WriteString("\n" + recipeLegend + "\n")
 		b.WriteString("\n## Correctness of the daemon, checked from /proc\n\n")
 		b.WriteString(CorrectnessTable(res))
 		b.WriteString("\n" + correctnessLegend + "\n")
+	}
+	if len(res.Binaries) > 0 {
+		b.WriteString("\n## The binaries\n\n")
+		b.WriteString(BinaryTable(res))
+		b.WriteString("\n" + binaryLegend + "\n")
+	}
+	if res.Ran["tax"] && res.Tax != nil {
+		fmt.Fprintf(&b, "\n## Where the cgo tax goes: perf stat, strace, LD_DEBUG\n\n")
+		b.WriteString(TaxTable(res.Tax))
+		fmt.Fprintf(&b, "\n"+taxLegend+"\n", res.Tax.Rounds)
+		for _, n := range res.Tax.Notes {
+			b.WriteString("\n- " + n + "\n")
+		}
 	}
 	if res.Ran["init"] {
 		b.WriteString("\n## Scaling with the work done in `init()`\n\n")
@@ -221,7 +257,13 @@ func Report(res *Results) string {
 	return b.String()
 }
 
-const startLegend = `Times in ms. **ready**: from just before the harness execs the launcher until the daemon's ready line (its own CLOCK_MONOTONIC reading, taken as it writes to the FIFO). **ratio**: median over (1)'s median, with a 95% bootstrap interval. **launcher exit**: until the harness saw the launcher exit (pidfd). **exited before ready**: the FIFO was still empty when the launcher's exit was seen, the ` + "`Type=forking`" + ` race; "?" counts exits whose order could not be decided (both had happened when the harness looked). **CPU**: user+system of every process of the launch (cgroup cpu.stat), until the daemon was checked. **RSS**: the daemon's peak resident set (VmHWM). **execve**: exec calls of the whole launch. **init()**: runs of the Go app's init per start. Floors (7) and (10) are not daemons: they report ready and keep running.`
+const startLegend = `Times in ms. **ready**: from just before the harness execs the launcher until the daemon's ready line (its own CLOCK_MONOTONIC reading, taken as it writes to the FIFO). **ratio**: median over (1)'s median, with a 95% bootstrap interval. **launcher exit**: until the harness saw the launcher exit (pidfd). **exited before ready**: the FIFO was still empty when the launcher's exit was seen, the ` + "`Type=forking`" + ` race; "?" counts exits whose order could not be decided (both had happened when the harness looked). **CPU**: user+system of every process of the launch (cgroup cpu.stat), until the daemon was checked. **RSS**: the daemon's peak resident set (VmHWM). **execve**: exec calls of the whole launch. **init()**: runs of the Go app's init per start. Floors (7), (7c) and (10) are not daemons: they report ready and keep running. Every Go contender is its own binary, built as its users build it: the peers and (7) pure Go (CGO_ENABLED=0, static), (1), (2) and (7c) with cgo; **the cgo start-up tax** is (7c)'s median minus (7)'s, with a 95% bootstrap interval of the difference, and that difference over (7). Rows (1s)-(5s) run the single cgo binary every Go contender ran before issue 14 (cmd/benchdaemon: all the libraries in one cgo program).`
+
+const recipeLegend = `Times in ms, medians. **cgo tax**: the recipe's cgo floor minus the pure-Go floor (7), with a 95% bootstrap interval of the difference; **tax / (7)**: that difference over (7). **(1) / …**: cdaemon built with the recipe, over (1) with the default build and over the peers (each its own pure-Go binary), with 95% intervals. **launcher exited before ready**: exits seen before the ready line, out of exits seen, and "?" the exits whose order could not be decided.`
+
+const binaryLegend = `Read from each executable (debug/elf, debug/buildinfo): the dynamic loader named in PT_INTERP, the shared libraries in DT_NEEDED, runtime/cgo's functions in the symbol table, and the CGO_ENABLED the toolchain recorded. A pure-Go static binary has none of the first three; TestPeersArePureGo requires it of every peer and of (7), and TestCgoFloorIsCgo requires cgo of every (7c) build.`
+
+const taxLegend = "Each Go floor run to its ready line, then exiting (`BENCH_EXIT=1`). **task-clock**, **page faults**, **context switches**: `perf stat`, medians of %d runs per program, interleaved and rotated; **− (7)**: the difference to the pure-Go floor, with a 95%% bootstrap interval. **system calls** … **threads created**: one `strace -f` run: every call of the start, `mmap`s with `MAP_STACK` (glibc's pthread stacks, each with a guard page, made `PROT_NONE` then opened by `mprotect`) and `clone`/`clone3` with `CLONE_THREAD`. **relocations**, **loader**: `LD_DEBUG=statistics` (symbol relocations, relative ones in brackets, and the loader's start-up time in thousands of cycles). Raw outputs: `tax/`."
 
 const correctnessLegend = `Failures out of checked starts (0 is right). **reparented**: the daemon's parent is the harness (a child subreaper standing in for init), not the launcher or an intermediate. **own session**: not in the terminal's session. **no tty**: no controlling terminal (tty_nr 0). **stdio /dev/null**: fds 0-2 are /dev/null, not the terminal. **left behind**: another process of the launch still alive a second after ready. **session leader** and **kept inherited fd** are properties, not failures: a session leader can acquire a terminal by opening one (why daemon(7) forks twice), and an fd inherited from the launcher (one is passed) is a leak daemon(7) says to close.`
 
@@ -233,6 +275,9 @@ func StartTable(res *Results) string {
 	b.WriteString("| contender | ready median | p90 | ratio to (1) | launcher exit median | p90 | exited before ready | CPU median | ratio | RSS MB | execve | init() | runs |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range res.Summaries("start", StartLevel) {
+		if s.Contender.Group == "recipe" {
+			continue // RecipeTable
+		}
 		if s.Skipped != "" {
 			fmt.Fprintf(&b, "| %s | %s |||||||||||||\n", s.Contender.Name, s.Skipped)
 			continue
@@ -244,10 +289,7 @@ func StartTable(res *Results) string {
 		exit, exitP90, before := "–", "–", "–"
 		if !s.Contender.Floor {
 			exit, exitP90 = s.Exit.String(), s.ExitP90.String()
-			before = frac(s.Before, s.Exited)
-			if s.Unknown > 0 {
-				before += fmt.Sprintf(" (%d ?)", s.Unknown)
-			}
+			before = beforeCell(s)
 		}
 		cpu, cpuRatio := "–", "–"
 		if s.CPUKnown > 0 {
@@ -257,6 +299,172 @@ func StartTable(res *Results) string {
 			s.Contender.Name, s.Ready, s.ReadyP90, ratioCell(s.ReadyRatio, s.ReadyLo, s.ReadyHi),
 			exit, exitP90, before, cpu, cpuRatio, float64(s.RSSKB)/1024,
 			minMax(s.ExecMin, s.ExecMax), initCell(s), s.Runs-s.Failed, s.Runs)
+		if s.Contender.Key == "cgo-floor" {
+			if tx, ok := res.tax("default"); ok {
+				fmt.Fprintf(&b, "| **the cgo start-up tax: (7c) − (7)** | %s | | %s of (7) | |||||||||\n",
+					tx.diffCell(), tx.fracCell())
+			}
+		}
+	}
+	return b.String()
+}
+
+// beforeCell is "launcher exits seen before ready / exits seen", with
+// the undecidable orders next to it, always: a 0 is only as strong as
+// the "?" beside it.
+func beforeCell(s Summary) string {
+	return fmt.Sprintf("%s (%d ?)", frac(s.Before, s.Exited), s.Unknown)
+}
+
+// taxStats is a recipe's cgo start-up tax: its cgo floor's median time
+// to ready minus the pure-Go floor's, with 95% bootstrap intervals of the
+// difference and of its fraction of the pure floor.
+type taxStats struct {
+	pure, cgo            Summary
+	diff, diffLo, diffHi time.Duration
+	frac, fracLo, fracHi float64 // diff / pure floor
+}
+
+func (t taxStats) diffCell() string {
+	return fmt.Sprintf("%s ms [%s, %s]", ms(t.diff), ms(t.diffLo), ms(t.diffHi))
+}
+
+func (t taxStats) fracCell() string {
+	return fmt.Sprintf("%.2f [%.2f, %.2f]", t.frac, t.fracLo, t.fracHi)
+}
+
+// cdaemonKey and floorKey are the keys of (1) and (7c) built with a
+// recipe.
+func cdaemonKey(recipe string) string {
+	if recipe == "default" {
+		return "cdaemon"
+	}
+	return "cdaemon@" + recipe
+}
+
+func floorKey(recipe string) string {
+	if recipe == "default" {
+		return "cgo-floor"
+	}
+	return "cgo-floor@" + recipe
+}
+
+func (res *Results) tax(recipe string) (taxStats, bool) {
+	var t taxStats
+	var ok1, ok2 bool
+	t.pure, ok1 = res.find("start", "go-floor")
+	t.cgo, ok2 = res.find("start", floorKey(recipe))
+	if !ok1 || !ok2 || t.pure.Ready.D <= 0 {
+		return t, false
+	}
+	t.diff = t.cgo.Ready.D - t.pure.Ready.D
+	t.diffLo, t.diffHi = diffCI(t.cgo.readySamples, t.pure.readySamples)
+	t.frac = float64(t.diff) / float64(t.pure.Ready.D)
+	lo, hi := ratioCI(t.cgo.readySamples, t.pure.readySamples)
+	t.fracLo, t.fracHi = lo-1, hi-1
+	return t, true
+}
+
+// ratioOf is median(a)/median(b) of two start-up contenders, with its
+// 95% interval, as a table cell; "–" when either is missing.
+func (res *Results) ratioOf(a, b string) (string, float64, bool) {
+	sa, ok1 := res.find("start", a)
+	sb, ok2 := res.find("start", b)
+	if !ok1 || !ok2 {
+		return "–", math.NaN(), false
+	}
+	r := float64(sa.Ready.D) / float64(sb.Ready.D)
+	lo, hi := ratioCI(sa.readySamples, sb.readySamples)
+	return ratioCell(r, lo, hi), r, true
+}
+
+// RecipeTable is the build recipes' part of the start-up experiment:
+// for each recipe, the cgo floor and cdaemon built with it, the cgo tax
+// over the pure-Go floor, and cdaemon's ratios to the pure-Go peers.
+func RecipeTable(res *Results) string {
+	var b strings.Builder
+	pure, ok := res.find("start", "go-floor")
+	if !ok {
+		return ""
+	}
+	fmt.Fprintf(&b, "The pure-Go floor (7), the same program without cgo: **%s ms** (p90 %s).\n\n", pure.Ready, pure.ReadyP90)
+	b.WriteString("| recipe | (7c) cgo floor, median | cgo tax: (7c) − (7) [95%] | tax / (7) [95%] | (1) cdaemon, median | (1) / (1) default | (1) / (4) go-daemon | (1) / (5) godaemon | launcher exited before ready | binary MB |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	size := map[string]int64{}
+	for _, bin := range res.Binaries {
+		size[bin.Recipe] = bin.Size
+	}
+	for _, r := range Recipes {
+		name := r.Name
+		if r.Key == RecommendedRecipe {
+			name = "**recommended:** " + name
+		}
+		if why := res.Skipped[cdaemonKey(r.Key)]; why != "" {
+			fmt.Fprintf(&b, "| %s | %s |||||||||\n", name, why)
+			continue
+		}
+		floorCell, taxCell, fracCell := "–", "–", "–"
+		if tx, ok := res.tax(r.Key); ok {
+			floorCell, taxCell, fracCell = tx.cgo.Ready.String(), tx.diffCell(), tx.fracCell()
+		}
+		cd, ok := res.find("start", cdaemonKey(r.Key))
+		cdCell, before := "–", "–"
+		if ok {
+			cdCell, before = cd.Ready.String(), beforeCell(cd)
+		} else if s := res.summaryOf("start", cdaemonKey(r.Key)); s.Runs > 0 {
+			cdCell = "every start failed: " + cell(s.FirstErr)
+		}
+		vsDefault, _, _ := res.ratioOf(cdaemonKey(r.Key), "cdaemon")
+		vs4, _, _ := res.ratioOf(cdaemonKey(r.Key), "go-daemon")
+		vs5, _, _ := res.ratioOf(cdaemonKey(r.Key), "godaemon")
+		mb := "–"
+		if n := size[r.Key]; n > 0 {
+			mb = fmt.Sprintf("%.1f", float64(n)/(1<<20))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			name, floorCell, taxCell, fracCell, cdCell, vsDefault, vs4, vs5, before, mb)
+	}
+	return b.String()
+}
+
+// summaryOf is the summary of one contender, whatever its trials were.
+func (res *Results) summaryOf(exp, key string) Summary {
+	for _, s := range res.Summaries(exp, StartLevel) {
+		if s.Contender.Key == key {
+			return s
+		}
+	}
+	return Summary{}
+}
+
+// BinaryTable says what each contender's executable is made of.
+func BinaryTable(res *Results) string {
+	var b strings.Builder
+	b.WriteString("| program | MB | PT_INTERP (dynamic loader) | DT_NEEDED | cgo symbols | CGO_ENABLED | pure-Go static |\n")
+	b.WriteString("|---|--:|---|---|---|:-:|---|\n")
+	for _, bin := range res.Binaries {
+		interp, needed, syms := "none", "none", "none"
+		if bin.Interp != "" {
+			interp = "`" + bin.Interp + "`"
+		}
+		if len(bin.Needed) > 0 {
+			needed = "`" + strings.Join(bin.Needed, "`, `") + "`"
+		}
+		switch {
+		case !bin.Symbols:
+			syms = "(no symbol table)"
+		case len(bin.Cgo) > 0:
+			syms = "`" + strings.Join(bin.Cgo[:min(3, len(bin.Cgo))], "`, `") + "`, …"
+		}
+		pure := "yes"
+		if ok, why := bin.PureGo(); !ok {
+			pure = "no: " + why
+			if len(pure) > 40 {
+				pure = pure[:strings.LastIndex(pure[:40], " ")] + " …"
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %.1f | %s | %s | %s | %s | %s |\n", bin.Name, float64(bin.Size)/(1<<20),
+			interp, needed, syms, bin.CgoEnabled, pure)
 	}
 	return b.String()
 }
@@ -426,6 +634,49 @@ func breakdownSection(res *Results) string {
 	}
 	if gf, ok := res.find("start", "go-floor"); ok {
 		fmt.Fprintf(&b, "| (7) the Go floor, exec to ready, for comparison | %s |\n", gf.Ready)
+	}
+	return b.String()
+}
+
+// Headline is results/headline.md: the short table the READMEs quote
+// (the main contenders, the cgo tax, (1) with the recommended build) and
+// the targets, from the same run as latest.md.
+func Headline(res *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<!-- generated by bench/cmd/benchrun from the run of %s; the READMEs quote it -->\n\n",
+		res.Began.UTC().Format("2006-01-02 15:04 MST"))
+	b.WriteString("| contender | time to ready, median | ratio to (1) [95%] | launcher exited before ready (? undecidable) |\n")
+	b.WriteString("| --- | --: | --: | --: |\n")
+	rec, _ := recipe(RecommendedRecipe)
+	for _, s := range res.Summaries("start", StartLevel) {
+		c := s.Contender
+		if c.Group != "" && c.Key != cdaemonKey(rec.Key) {
+			continue
+		}
+		if s.Skipped != "" || len(s.readySamples) == 0 {
+			continue
+		}
+		name := c.Name
+		if c.Key == cdaemonKey(rec.Key) && rec.Key != "default" {
+			name = "(1) cdaemon, recommended build: " + rec.Name
+		}
+		before := "–"
+		if !c.Floor {
+			before = beforeCell(s)
+		}
+		fmt.Fprintf(&b, "| %s | %s ms | %s | %s |\n", name, s.Ready, ratioCell(s.ReadyRatio, s.ReadyLo, s.ReadyHi), before)
+		if c.Key == "cgo-floor" {
+			if tx, ok := res.tax("default"); ok {
+				fmt.Fprintf(&b, "| **cgo start-up tax, (7c) − (7)**, default build | %s | %s of (7) | – |\n", tx.diffCell(), tx.fracCell())
+			}
+			if tx, ok := res.tax(rec.Key); ok && rec.Key != "default" {
+				fmt.Fprintf(&b, "| **cgo start-up tax, recommended build** (%s) | %s | %s of (7) | – |\n", rec.Key, tx.diffCell(), tx.fracCell())
+			}
+		}
+	}
+	b.WriteString("\n| target | measured (medians) | |\n|---|---|---|\n")
+	for _, t := range res.Targets() {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.What, cell(t.Measured), t.verdict())
 	}
 	return b.String()
 }

@@ -18,11 +18,12 @@ type Config struct {
 	Rounds      int           // the start-up experiment: measured rounds, each runs every contender once
 	ScaleRounds int           // each scaling experiment: measured rounds of every (level, contender)
 	Respawns    int           // the prefork experiment: worker kills per master
+	TaxRounds   int           // the tax experiment: perf stat runs of each program
 	Warmup      int           // rounds run first and discarded (page cache, first exec)
 	Timeout     time.Duration // bound of one start; a start still not ready then counts as at least this long
 	Settle      time.Duration // how long an intermediate process may take to exit after ready (default 1s)
 	Only        []string      // contender keys to run; nil for all
-	Experiments []string      // of "start", "init", "fds", "prefork"; nil for all
+	Experiments []string      // of "start", "init", "fds", "prefork", "tax"; nil for all
 	Work        string        // scratch directory
 	Progress    io.Writer     // progress lines; nil for none
 	Stop        <-chan struct{}
@@ -32,7 +33,7 @@ type Config struct {
 }
 
 // Experiments, in the order they run.
-var Experiments = []string{"start", "init", "fds", "prefork"}
+var Experiments = []string{"start", "init", "fds", "prefork", "tax"}
 
 // Levels of the scaling experiments: the work done in the Go app's init()
 // (a re-exec runs it once per image), and the fds the launcher inherits
@@ -60,7 +61,11 @@ type Results struct {
 	ExecNote   string            // why execve calls were not counted, if they were not
 	NoFile     map[string]uint64 // RLIMIT_NOFILE soft limit per experiment
 	Ran        map[string]bool   // experiments run
+	Binaries   []Binary          // what each contender's executable is made of
+	Tax        *Tax              // the tax experiment's measurements
 	Stopped    bool              // the run was interrupted; the results are partial
+
+	summaries map[string][]Summary // Summaries, computed once
 }
 
 // Run runs the experiments of cfg with the programs p, on the terminal
@@ -80,6 +85,10 @@ func Run(p *Programs, term *Terminal, cfg Config) (*Results, error) {
 	}
 	res := &Results{Began: time.Now(), Machine: ReadMachine(), Config: cfg,
 		Skipped: map[string]string{}, NoFile: map[string]uint64{}, Ran: map[string]bool{}}
+	var err error
+	if res.Binaries, err = p.Binaries(); err != nil {
+		return nil, err
+	}
 	all := Contenders
 	if cfg.contenders != nil {
 		all = cfg.contenders
@@ -89,8 +98,8 @@ func Run(p *Programs, term *Terminal, cfg Config) (*Results, error) {
 			continue
 		}
 		res.Contenders = append(res.Contenders, c)
-		if c.Needs == "ruby" && p.Ruby == "" {
-			res.Skipped[c.Key] = "not run: ruby is not installed (`apt-get install ruby`)"
+		if why := p.Missing[c.Needs]; c.Needs != "" && why != "" {
+			res.Skipped[c.Key] = why
 		}
 	}
 	r := &runner{progs: p, term: term, timeout: cfg.Timeout, settle: cfg.Settle, work: cfg.Work,
@@ -101,7 +110,6 @@ func Run(p *Programs, term *Terminal, cfg Config) (*Results, error) {
 	probe, note := newTree("probe", cfg.noCgroup)
 	res.Tree, res.TreeNote = probe.kind(), note
 	probe.close()
-	var err error
 	if r.execs, err = newExecCounter(); err != nil {
 		res.ExecNote = err.Error()
 		r.execs = nil
@@ -120,16 +128,18 @@ func Run(p *Programs, term *Terminal, cfg Config) (*Results, error) {
 		case "start":
 			err = r.experiment(res, exp, res.runnable(func(Contender) bool { return true }), []Level{StartLevel}, cfg.Rounds)
 		case "init":
-			err = r.experiment(res, exp, res.runnable(func(c Contender) bool { return c.Go }), InitLevels, cfg.ScaleRounds)
+			err = r.experiment(res, exp, res.runnable(func(c Contender) bool { return c.Go && c.Group == "" }), InitLevels, cfg.ScaleRounds)
 		case "fds":
 			restore, e := raiseNoFile(res, exp)
 			if e != nil {
 				return res, e
 			}
-			err = r.experiment(res, exp, res.runnable(func(c Contender) bool { return c.Go || c.Key == "daemon3" }), FDLevels, cfg.ScaleRounds)
+			err = r.experiment(res, exp, res.runnable(func(c Contender) bool { return (c.Go || c.Key == "daemon3") && c.Group == "" }), FDLevels, cfg.ScaleRounds)
 			restore()
 		case "prefork":
 			err = r.prefork(res)
+		case "tax":
+			err = r.tax(res, cfg.TaxRounds)
 		default:
 			return res, fmt.Errorf("bench: no experiment %q (have %v)", exp, Experiments)
 		}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -46,24 +47,34 @@ func compareValues(a, b Value) int {
 // samples resampled with replacement, independently, 2000 times, with a
 // fixed seed so that the same data always gives the same interval.
 func ratioCI(a, b []Value) (lo, hi float64) {
+	return bootstrapCI(a, b, func(ma, mb time.Duration) float64 { return float64(ma) / float64(mb) })
+}
+
+// diffCI is the same interval for median(a) − median(b), in nanoseconds.
+func diffCI(a, b []Value) (lo, hi time.Duration) {
+	l, h := bootstrapCI(a, b, func(ma, mb time.Duration) float64 { return float64(ma - mb) })
+	return time.Duration(l), time.Duration(h)
+}
+
+func bootstrapCI(a, b []Value, f func(ma, mb time.Duration) float64) (lo, hi float64) {
 	if len(a) == 0 || len(b) == 0 {
 		return math.NaN(), math.NaN()
 	}
 	const n = 2000
 	rng := rand.New(rand.NewPCG(1, 2))
-	ratios := make([]float64, n)
+	stats := make([]float64, n)
 	ra, rb := make([]Value, len(a)), make([]Value, len(b))
-	for i := range ratios {
+	for i := range stats {
 		for j := range ra {
 			ra[j] = a[rng.IntN(len(a))]
 		}
 		for j := range rb {
 			rb[j] = b[rng.IntN(len(b))]
 		}
-		ratios[i] = float64(percentile(ra, 0.5).D) / float64(percentile(rb, 0.5).D)
+		stats[i] = f(percentile(ra, 0.5).D, percentile(rb, 0.5).D)
 	}
-	slices.Sort(ratios)
-	return ratios[int(0.025*n)], ratios[int(0.975*n)-1]
+	slices.Sort(stats)
+	return stats[int(0.025*n)], stats[int(0.975*n)-1]
 }
 
 // Summary is one contender at one level of one experiment.
@@ -199,7 +210,22 @@ func (s *Summary) withRatios(ref Summary) {
 
 // Summaries summarises every contender of an experiment at a level, with
 // ratios to the first contender that ran.
+// They are computed once per experiment and level (each ratio's interval
+// costs 2000 resamples, and the report asks for them many times).
 func (res *Results) Summaries(exp string, lv Level) []Summary {
+	key := fmt.Sprint(exp, lv, len(res.Trials), len(res.Contenders))
+	if out, ok := res.summaries[key]; ok {
+		return out
+	}
+	out := res.summarise(exp, lv)
+	if res.summaries == nil {
+		res.summaries = map[string][]Summary{}
+	}
+	res.summaries[key] = out
+	return out
+}
+
+func (res *Results) summarise(exp string, lv Level) []Summary {
 	var out []Summary
 	for _, c := range res.Contenders {
 		var ts []Trial

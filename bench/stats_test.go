@@ -79,3 +79,16 @@ func TestSummariseCounts(t *testing.T) {
 		t.Errorf("execve %d-%d, init %d-%d", s.ExecMin, s.ExecMax, s.InitMin, s.InitMax)
 	}
 }
+
+// TestDiffCI: the interval of a difference of medians holds the
+// difference, and is the same for the same data.
+func TestDiffCI(t *testing.T) {
+	a, b := ms_(12, 13, 11, 12, 14, 12, 11, 13), ms_(10, 11, 9, 10, 12, 10, 9, 11)
+	lo, hi := diffCI(a, b)
+	if lo > 2*time.Millisecond || hi < 2*time.Millisecond || lo >= hi {
+		t.Errorf("interval [%v, %v] does not hold the 2ms difference", lo, hi)
+	}
+	if lo2, hi2 := diffCI(a, b); lo2 != lo || hi2 != hi {
+		t.Errorf("not reproducible: [%v, %v] then [%v, %v]", lo, hi, lo2, hi2)
+	}
+}

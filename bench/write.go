@@ -3,16 +3,21 @@ package bench
 import (
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
-// Write writes the results into dir: latest.md (Report), trials.csv
+// Write writes the results into dir: latest.md (Report), headline.md
+// (Headline: the table the READMEs quote), trials.csv
 // (every start, raw), respawns.csv (every respawn, raw), summary.csv (one
-// row per experiment, level and contender) and the SVG charts. It returns
-// the files written.
+// row per experiment, level and contender), the SVG charts and, from the
+// tax experiment, tax/ (perf-stat.csv, and strace, strace -c and
+// LD_DEBUG=statistics output per program, raw). It returns the files
+// written.
 func Write(res *Results, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -25,6 +30,11 @@ func Write(res *Results, dir string) ([]string, error) {
 	}
 	if err := write("latest.md", []byte(Report(res))); err != nil {
 		return files, err
+	}
+	if res.Ran["start"] {
+		if err := write("headline.md", []byte(Headline(res))); err != nil {
+			return files, err
+		}
 	}
 	for name, rows := range map[string][][]string{
 		"trials.csv":   trialRows(res),
@@ -46,6 +56,22 @@ func Write(res *Results, dir string) ([]string, error) {
 			return files, err
 		}
 		files = append(files, path)
+	}
+	if res.Tax != nil {
+		taxDir := filepath.Join(dir, "tax")
+		// Stale files of a program no longer measured must not stay.
+		if err := os.RemoveAll(taxDir); err != nil {
+			return files, err
+		}
+		if err := os.MkdirAll(taxDir, 0o755); err != nil {
+			return files, err
+		}
+		tf := taxFiles(res.Tax)
+		for _, name := range slices.Sorted(maps.Keys(tf)) {
+			if err := write(filepath.Join("tax", name), []byte(tf[name])); err != nil {
+				return files, err
+			}
+		}
 	}
 	charts, err := writeCharts(res, dir)
 	return append(files, charts...), err

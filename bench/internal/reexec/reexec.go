@@ -1,4 +1,10 @@
-package main
+// Package reexec is the re-exec reference of the benchmark, contender
+// (3): the way sevlyar/go-daemon daemonizes, written plainly with the
+// standard library so that the cost of the approach itself is measured
+// apart from any library's extras. It has its own pure-Go binary
+// (cmd/peer-reexec) and is also compiled into the single cgo binary
+// (cmd/benchdaemon).
+package reexec
 
 import (
 	"fmt"
@@ -7,22 +13,18 @@ import (
 	"syscall"
 )
 
-// reexecChild marks the copy started by reexec.
-const reexecChild = "BENCH_REEXEC_CHILD"
+// childEnv marks the copy started by Daemonize.
+const childEnv = "BENCH_REEXEC_CHILD"
 
-// reexec is the re-exec reference, contender (3): the way
-// sevlyar/go-daemon daemonizes, written plainly with the standard library
-// so that the cost of the approach itself is measured apart from any
-// library's extras. The process starts a copy of its binary in a new
-// session (Setsid), with stdio on /dev/null and "/" as its directory, and
-// exits 0 at once: the exit status says nothing about the daemon, which
+// Daemonize starts a copy of the binary in a new session (Setsid), with
+// stdio on /dev/null and "/" as its directory, and exits 0 at once: the exit status says nothing about the daemon, which
 // is a session leader and runs every init() a second time. It returns
 // only in the copy. It was gowrap's Strategy Reexec until issue 12 took it
 // out of the public API: a launcher that cannot tell the truth is not
 // something to offer, only to measure against.
-func reexec() error {
-	if os.Getenv(reexecChild) == "1" {
-		return os.Unsetenv(reexecChild)
+func Daemonize() error {
+	if os.Getenv(childEnv) == "1" {
+		return os.Unsetenv(childEnv)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -34,7 +36,7 @@ func reexec() error {
 	}
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), reexecChild+"=1")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
