@@ -9,12 +9,14 @@ CC       ?= cc
 BUILD    ?= build
 
 # The recommended build of a cdaemon program (issue 14): linked
-# statically, so no dynamic loader runs at start; the fastest of the build
-# recipes `make bench` measures that is proved here (bench/README.md,
-# "Cutting the tax"). For example:
-#   go build $(GO_BUILD_RECOMMENDED) -o mydaemon ./cmd/mydaemon
-# bench/recipes.go (RecommendedRecipe) names the same flags; its test
-# fails if the two differ.
+# statically with musl (Debian's musl-tools), so no dynamic loader runs at
+# start and thread creation costs less; the fastest of the build recipes
+# `make bench` measures, and proved by the invariant suite
+# (TestBuildModes/musl). For example:
+#   CC=$(GO_BUILD_RECOMMENDED_CC) go build $(GO_BUILD_RECOMMENDED) -o mydaemon ./cmd/mydaemon
+# bench/recipes.go (RecommendedRecipe) names the same compiler and flags;
+# its test fails if they differ.
+GO_BUILD_RECOMMENDED_CC := musl-gcc
 GO_BUILD_RECOMMENDED := -ldflags='-linkmode=external -extldflags=-static'
 
 # Quiet by default; V=1 shows every compile line and every TAP line.

@@ -268,15 +268,21 @@ func TestTimeoutIsCensored(t *testing.T) {
 	}
 }
 
-// TestPrefork: one respawn per master, answered by the replacement.
+// TestPrefork: one respawn per master, answered by the replacement; the
+// master with a spare reports the spare's memory, the others none.
 func TestPrefork(t *testing.T) {
 	res, err := Run(progs, term, Config{Respawns: 1, Timeout: 20 * time.Second, Experiments: []string{"prefork"},
 		Work: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Respawns) != 2 || len(res.Masters) != 2 {
+	if len(res.Respawns) != 3 || len(res.Masters) != 3 {
 		t.Fatalf("respawns %+v, masters %+v", res.Respawns, res.Masters)
+	}
+	for _, m := range res.Masters {
+		if spare := m.SpareRSSKB > 0 && m.SparePSSKB > 0 && m.SparePSSKB <= m.SpareRSSKB; spare != (m.Key == "cdaemon-spare") {
+			t.Errorf("master %s: a spare's RSS %d kB, Pss %d kB", m.Key, m.SpareRSSKB, m.SparePSSKB)
+		}
 	}
 	for _, r := range res.Respawns {
 		if r.Err != "" || r.Latency <= 0 || r.Ready <= 0 || r.Ready > r.Latency {

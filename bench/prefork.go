@@ -33,7 +33,11 @@ type Master struct {
 	RSSKB     int    // resident set of the master after the respawns
 	HWMKB     int    // its peak
 	Threads   int
-	Err       string
+	// A spare's cost (CDAEMON_SPARES): its resident set, and its
+	// proportional share (Pss: pages shared with the worker and the
+	// master count by halves), 0 for masters without one.
+	SpareRSSKB, SparePSSKB int
+	Err                    string
 }
 
 // Respawn is one kill of a worker and its replacement.
@@ -75,6 +79,8 @@ func (r *runner) prefork(res *Results) error {
 	}{
 		{"cdaemon", "cdaemon, pre-runtime fork", "cdaemon prefork master (`CDAEMON_WORKERS=1`: fork of the pre-runtime image)",
 			[]string{p.Daemon}, []string{"CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_WORKERS=1", "CDAEMON_LISTEN=tcp:127.0.0.1:0"}},
+		{"cdaemon-spare", "cdaemon, 1 spare", "cdaemon prefork master with a spare (`CDAEMON_WORKERS=1 CDAEMON_SPARES=1`: a started worker released at once)",
+			[]string{p.Daemon}, []string{"CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_WORKERS=1", "CDAEMON_SPARES=1", "CDAEMON_LISTEN=tcp:127.0.0.1:0"}},
 		{"exec", "Go master, fork+exec", "Go master, fork+exec of each worker (`cmd/execmaster`)",
 			[]string{p.ExecMaster, "--", p.Daemon}, nil},
 	}
@@ -140,6 +146,7 @@ func (r *runner) prefork(res *Results) error {
 			m.RSSKB, _ = statusKB(m.pid, "VmRSS")
 			m.HWMKB, _ = statusKB(m.pid, "VmHWM")
 			m.Threads, _ = statusKB(m.pid, "Threads")
+			m.SpareRSSKB, m.SparePSSKB = spareMemory(m.pid)
 		}
 		res.Masters = append(res.Masters, m.Master)
 	}
@@ -262,4 +269,26 @@ func readReady(fd int, deadline time.Time) (pid int, at time.Duration, port int,
 		port, _ = strconv.Atoi(f[2])
 	}
 	return pid, time.Duration(ns), port, nil
+}
+
+// spareMemory is the resident set and the Pss of master's child titled
+// "...: spare", in kB; 0, 0 when it has none.
+func spareMemory(master int) (rss, pss int) {
+	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master, master))
+	for _, f := range strings.Fields(string(kids)) {
+		pid, _ := strconv.Atoi(f)
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if !strings.HasSuffix(strings.TrimRight(string(cmdline), "\x00"), ": spare") {
+			continue
+		}
+		rss, _ = statusKB(pid, "VmRSS")
+		rollup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		for _, line := range strings.Split(string(rollup), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && k == "Pss" {
+				pss, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			}
+		}
+		return rss, pss
+	}
+	return 0, 0
 }

@@ -43,7 +43,7 @@ var Recipes = []Recipe{
 // spells out and the README recommends: the fastest correct one of the
 // last full run (bench/README.md, "Cutting the tax"). TestRecommendedRecipe
 // checks that the Makefile agrees.
-const RecommendedRecipe = "static"
+const RecommendedRecipe = "musl-static"
 
 // recipe returns the recipe of key.
 func recipe(key string) (Recipe, bool) {

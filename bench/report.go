@@ -129,6 +129,16 @@ func (res *Results) Targets() []Target {
 		t.Measured = fmt.Sprintf("%s / %s ms = ×%.2f", exe.latency, pre.latency, r)
 		t.Met = met(r >= 2)
 	}
+	out = append(out, t)
+
+	t = Target{What: "respawn with one spare (CDAEMON_SPARES=1) at least 5× faster than fork+exec (issue 16)"}
+	spare := res.respawnSummary("cdaemon-spare")
+	if spare.n > 0 && exe.n > 0 {
+		r := float64(exe.latency.D) / float64(spare.latency.D)
+		lo, hi := ratioCI(exe.samples, spare.samples)
+		t.Measured = fmt.Sprintf("%s / %s ms = ×%.2f [%.2f–%.2f]", exe.latency, spare.latency, r, lo, hi)
+		t.Met = met(lo >= 5)
+	}
 	return append(out, t)
 }
 
@@ -267,7 +277,7 @@ const taxLegend = "Each Go floor run to its ready line, then exiting (`BENCH_EXI
 
 const correctnessLegend = `Failures out of checked starts (0 is right). **reparented**: the daemon's parent is the harness (a child subreaper standing in for init), not the launcher or an intermediate. **own session**: not in the terminal's session. **no tty**: no controlling terminal (tty_nr 0). **stdio /dev/null**: fds 0-2 are /dev/null, not the terminal. **left behind**: another process of the launch still alive a second after ready. **session leader** and **kept inherited fd** are properties, not failures: a session leader can acquire a terminal by opening one (why daemon(7) forks twice), and an fd inherited from the launcher (one is passed) is a leak daemon(7) says to close.`
 
-const preforkLegend = `Times in ms. One worker per master, so a kill leaves nobody accepting. **respawn**: from the SIGKILL of the worker until a connection, made once the old worker was dead, was answered "hello <pid>" by the replacement (it waited in the listen backlog). **old worker gone**: until its pidfd said it was dead: the kernel tearing down a Go process, which no master controls. **respawn after it was gone**: the rest, the master's part. **replacement ready**: until the replacement's ready line. Each worker lives over a second before it is killed (cdaemon's master treats a younger death as a crash and backs off). Both masters run the same Go worker.`
+const preforkLegend = `Times in ms. One worker per master, so a kill leaves nobody accepting. **respawn**: from the SIGKILL of the worker until a connection, made once the old worker was dead, was answered "hello <pid>" by the replacement (it waited in the listen backlog). **old worker gone**: until its pidfd said it was dead: the kernel tearing down a Go process, which no master controls. **respawn after it was gone**: the rest, the master's part. **replacement ready**: until the replacement's ready line. Each worker lives over a second before it is killed (cdaemon's master treats a younger death as a crash and backs off). Every master runs the same Go worker. With one spare (CDAEMON_SPARES=1) the replacement is a worker already started (runtime and init() done) and waiting in cdaemon.Worker(): the master releases it with one record and forks the next spare behind it; **a spare's RSS / Pss** is its memory, Pss counting pages shared with the others by halves.`
 
 // StartTable is the start-up experiment's table.
 func StartTable(res *Results) string {
@@ -566,13 +576,13 @@ func scalingTable(res *Results, exp string, levels []Level, name func(Level) str
 // PreforkTable is the respawn experiment's table.
 func PreforkTable(res *Results) string {
 	var b strings.Builder
-	b.WriteString("| master | respawn median ms | p90 | ratio to cdaemon | old worker gone | respawn after it was gone | ratio | replacement ready | master RSS MB | master threads | respawns |\n")
-	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| master | respawn median ms | p90 | ratio to cdaemon | old worker gone | respawn after it was gone | ratio | replacement ready | master RSS MB | master threads | a spare's RSS / Pss MB | respawns |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	ref := res.respawnSummary("cdaemon")
 	for _, m := range res.Masters {
 		s := res.respawnSummary(m.Key)
 		if m.Err != "" && s.n == 0 {
-			fmt.Fprintf(&b, "| %s | failed: %s |||||||\n", m.Name, cell(m.Err))
+			fmt.Fprintf(&b, "| %s | failed: %s ||||||||\n", m.Name, cell(m.Err))
 			continue
 		}
 		ratio, ratioAfter := "–", "–"
@@ -582,8 +592,12 @@ func PreforkTable(res *Results) string {
 			lo, hi = ratioCI(s.afters, ref.afters)
 			ratioAfter = ratioCell(float64(s.after.D)/float64(ref.after.D), lo, hi)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %d | %d/%d |\n", m.Name, s.latency, s.p90, ratio,
-			s.dead, s.after, ratioAfter, s.ready, float64(m.RSSKB)/1024, m.Threads, s.n, s.n+s.failed)
+		spare := "–"
+		if m.SpareRSSKB > 0 {
+			spare = fmt.Sprintf("%.1f / %.1f", float64(m.SpareRSSKB)/1024, float64(m.SparePSSKB)/1024)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %d | %s | %d/%d |\n", m.Name, s.latency, s.p90, ratio,
+			s.dead, s.after, ratioAfter, s.ready, float64(m.RSSKB)/1024, m.Threads, spare, s.n, s.n+s.failed)
 	}
 	return b.String()
 }

@@ -87,6 +87,10 @@ func main() {
 
 // worker serves the listener at fd 3 (passed by either master).
 func worker() {
+	// A spare of cdaemon's master (CDAEMON_SPARES) waits here, runtime
+	// started, until it is released into a dead worker's place; anywhere
+	// else this returns at once.
+	cdaemon.Worker()
 	ln, err := net.FileListener(os.NewFile(3, "listener"))
 	if err != nil {
 		readyapp.Fail(fmt.Errorf("listener at fd 3: %w", err))
