@@ -56,11 +56,12 @@ type Daemon struct {
 	sigs    chan os.Signal
 	done    chan struct{}
 
-	mu       sync.Mutex
-	ready    bool
-	stopping bool
-	closed   bool
-	wdStop   chan struct{}
+	mu        sync.Mutex
+	ready     bool
+	stopping  bool
+	closed    bool
+	upgrading bool // a successor is starting (USR2, upgrade.go)
+	wdStop    chan struct{}
 
 	listenOnce sync.Once
 	files      []*os.File
