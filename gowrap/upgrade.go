@@ -298,6 +298,7 @@ func (d *Daemon) upgrade(r cdaemon.UpgradeRequest) {
 		attrs = append(attrs, "from", r.From)
 	}
 	d.logger.Info("USR2: upgrade", attrs...)
+	began := time.Now()
 	files, err := d.Files()
 	if err != nil {
 		fail(err)
@@ -330,7 +331,8 @@ func (d *Daemon) upgrade(r cdaemon.UpgradeRequest) {
 	already := d.stopping
 	d.stopping = true
 	d.mu.Unlock()
-	text := fmt.Sprintf("pid %d serves; pid %d finishes its requests and exits", pid, os.Getpid())
+	text := fmt.Sprintf("pid %d serves, ready %d ms after USR2; pid %d finishes its requests and exits",
+		pid, time.Since(began).Milliseconds(), os.Getpid())
 	d.logger.Info("upgraded: "+text, "successor", pid)
 	d.reportUpgrade(r, true, text)
 	if !already {
