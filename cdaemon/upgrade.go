@@ -46,9 +46,16 @@ var (
 // WatchUpgrades takes USR2 from the Go runtime and returns the requests
 // it brings, with the sigqueue(2) value that os/signal does not show. A
 // program that calls signal.Notify for USR2 afterwards takes the signal
-// back (the Go runtime installs its own handler then).
+// back (the Go runtime installs its own handler then). Under the init
+// mode (CDAEMON_INIT) it returns no channel and leaves USR2 alone: the
+// init exits with its program, so a successor would not outlive it.
 func WatchUpgrades() (<-chan UpgradeRequest, error) {
 	watchOnce.Do(func() {
+		if C.cdaemon__init_pid() != 0 {
+			// The init exits with its program: a successor would
+			// not outlive the old process (csrc/init.c).
+			return
+		}
 		mu.Lock()
 		fd, err := C.cdaemon__single_watch()
 		mu.Unlock()

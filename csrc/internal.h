@@ -214,6 +214,8 @@ void cdaemon__report_fail(int code, const char *text);
  * which the init stays in C and only the program returns. */
 int cdaemon__init_wanted(const struct cdaemon_config *cfg);
 void cdaemon__init_run(void);
+/* The init's pid in the program it runs (and in the init), else 0. */
+pid_t cdaemon__init_pid(void);
 
 /* primitives.c */
 long long cdaemon__now_ms(void); /* CLOCK_MONOTONIC */

@@ -50,7 +50,9 @@ struct single_record {
 	int32_t ready_fd; /* in the child: the channel to the old process */
 	int32_t pid_fd;  /* in the child: the pid file's description, or -1 */
 	int32_t nlisten; /* in the child: listeners at fd 3 on */
-	char names[CDAEMON_MAX_LISTEN][256]; /* LISTEN_FDNAMES, one each */
+	/* LISTEN_FDNAMES, one each, as long as the state keeps them. */
+	char names[CDAEMON_MAX_LISTEN]
+		  [sizeof ((struct cdaemon_state *)0)->listen_names[0]];
 	char listen[4096]; /* the applied CDAEMON_LISTEN */
 	struct cdaemon_state state;
 };
@@ -283,8 +285,9 @@ void cdaemon__single_adopt(int fd)
 	st->nlisten = rec.nlisten;
 	for (int i = 0; i < rec.nlisten; i++) {
 		st->listen_fds[i] = 3 + i;
-		snprintf(st->listen_names[i], sizeof st->listen_names[i], "%s",
-			 rec.names[i]);
+		memcpy(st->listen_names[i], rec.names[i],
+		       sizeof st->listen_names[i]);
+		st->listen_names[i][sizeof st->listen_names[i] - 1] = '\0';
 	}
 	/* Every other inherited fd goes; ours become close-on-exec. */
 	if (cdaemon__place_listeners(NULL, 0) < 0)

@@ -235,6 +235,9 @@ func (d *Daemon) watchUpgrades() {
 		d.logger.Warn("upgrade: USR2 not taken", "err", err)
 		return
 	}
+	if reqs == nil {
+		return // the init mode
+	}
 	go func() {
 		for {
 			select {
