@@ -26,10 +26,18 @@ __attribute__((constructor)) static void cdaemon_go_constructor(void)
 	char err[1024];
 
 	cdaemon_go_constructor_ran = 1;
-	// A prefork master exec'd this image to upgrade (or roll back) in
-	// place (issue 16): the CDAEMON_* settings were scrubbed long ago
-	// and the state says everything. Returns only in its new workers.
+	// An upgrade (issue 16): the CDAEMON_* settings were scrubbed long
+	// ago and the state says everything. A single-process daemon
+	// started this image as its successor (gowrap): adopt its state and
+	// return into the program, a daemon not ready yet. A prefork master
+	// exec'd it to upgrade (or roll back) in place: returns only in its
+	// new workers.
 	int upgrade = cdaemon__upgrade_fd();
+	if (upgrade >= 0 &&
+	    cdaemon__upgrade_kind(upgrade) == CDAEMON_SINGLE_MAGIC) {
+		cdaemon__single_adopt(upgrade);
+		return;
+	}
 	if (upgrade >= 0) {
 		(void)cdaemon__prefork_adopt(upgrade, 1);
 		return;

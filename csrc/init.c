@@ -83,6 +83,11 @@ static int exec_mode;  /* 0; or EXEC flags + 1 once the program said EXEC */
 static int failed;     /* the program said FAIL: its message was passed on */
 static char notify_entry[80], watchdog_entry[40];
 
+pid_t cdaemon__init_pid(void)
+{
+	return init_pid;
+}
+
 int cdaemon__init_wanted(const struct cdaemon_config *cfg)
 {
 	/* With workers the prefork master is the init (prefork.c). */

@@ -39,6 +39,10 @@ struct cdaemon_state {
 	char launch_dir[PATH_MAX]; /* the launcher's working directory */
 	char user[256], group[256];
 	int applied;
+	/* A single-process upgrade's new process before its Ready
+	 * (single.c): the pid file and the socket files are still the old
+	 * process's, so a failed start must not remove them. */
+	int handover;
 	int worker_index; /* prefork worker index, or -1 */
 	int spare;        /* a prefork spare the master has not released */
 	/* What the last cdaemon_listen_fds() found: how many sockets a
@@ -155,6 +159,41 @@ int cdaemon__upgrade_exec(const char *path, int exe_fd, const char *argv_area,
 			  size_t argv_len, const void *rec, size_t len,
 			  int *fds, int nfds, char *err, size_t errlen);
 void cdaemon__upgrade_cloexec(const int *fds, int nfds);
+/* The state rec in a new memfd (close-on-exec if asked): its fd, or -1
+ * with errno and the failed step. */
+int cdaemon__upgrade_memfd(const void *rec, size_t len, int cloexec,
+			   const char **step);
+/* The first word of the state at fd (its kind: prefork.c's or
+ * single.c's magic), or 0. */
+uint32_t cdaemon__upgrade_kind(int fd);
+/* "_CDAEMON_UPGRADE", the variable that names the state's fd. */
+const char *cdaemon__upgrade_var(void);
+
+/* single.c: the upgrade of a single-process daemon (issue 16). */
+#define CDAEMON_SINGLE_MAGIC 0xcdae1016u
+/* Old process: the state for its successor, whose fds will be the
+ * listeners at 3.. (nlisten, names ':'-separated as in LISTEN_FDNAMES),
+ * the pid file at pid_fd (-1: none) and the channel at ready_fd. The
+ * memfd (close-on-exec), or -1 with the reason in err. */
+int cdaemon__single_state(int nlisten, const char *names, int pid_fd,
+			  int ready_fd, char *err, size_t errlen);
+/* Old process: the successor's record on sock, until deadline_ms:
+ * 1 READY, 0 FAIL (its text in text), -1 EOF, -2 timeout. */
+int cdaemon__single_await(int sock, long long deadline_ms, char *text,
+			  size_t len);
+/* Old process, once the successor is ready: the pid file and the socket
+ * files are its successor's now (closed here, never removed). */
+void cdaemon__single_handover(void);
+/* Old process, after a failed upgrade: its own pid into the pid file
+ * again (the successor may have written its own before it was stopped). */
+int cdaemon__single_keep(void);
+/* USR2 with its siginfo: a handler that writes {si_code, si_int, si_pid}
+ * (three int32) to a pipe. The pipe's reading end, or -1. */
+int cdaemon__single_watch(void);
+/* New image, from the constructor: adopt the state at fd. Returns into
+ * the program as a daemon that is not ready yet; exits 64 with a message
+ * (and FAIL to the old process) on a state it cannot use. */
+void cdaemon__single_adopt(int fd);
 /* The outcome, one datagram "<token> ok|fail <text>" to the abstract name
  * "cdaemon-upgrade-<master>". 0, or -1 with errno (nobody listens). */
 int cdaemon__upgrade_report(pid_t master, unsigned token, int ok,
@@ -175,6 +214,8 @@ void cdaemon__report_fail(int code, const char *text);
  * which the init stays in C and only the program returns. */
 int cdaemon__init_wanted(const struct cdaemon_config *cfg);
 void cdaemon__init_run(void);
+/* The init's pid in the program it runs (and in the init), else 0. */
+pid_t cdaemon__init_pid(void);
 
 /* primitives.c */
 long long cdaemon__now_ms(void); /* CLOCK_MONOTONIC */

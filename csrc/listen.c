@@ -218,6 +218,9 @@ static void record_socket_file(struct cdaemon_state *st, const char *path)
 void cdaemon__remove_socket_files(void)
 {
 	struct cdaemon_state *st = &cdaemon__state;
+	/* An upgrade's successor before Ready: the old process's (single.c). */
+	if (st->handover)
+		st->nsocket_files = 0;
 	for (int i = 0; i < st->nsocket_files; i++) {
 		struct stat sb;
 		if (lstat(st->socket_files[i].path, &sb) == 0 &&

@@ -505,6 +505,13 @@ int cdaemon_remove_pidfile(void)
 
 	if (st->pid_fd < 0)
 		return 0;
+	if (st->handover) {
+		/* An upgrade's successor before Ready: the file and its lock
+		 * are the old process's still (single.c). */
+		close(st->pid_fd);
+		st->pid_fd = -1;
+		return 0;
+	}
 	int r = cdaemon__pidfile_remove(st->pid_fd, st->pidfile);
 	int saved = errno;
 	close(st->pid_fd);

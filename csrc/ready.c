@@ -499,6 +499,9 @@ int cdaemon_ready(void)
 		close(st->ready_fd);
 		st->ready_fd = -1;
 	}
+	/* An upgrade's successor: the pid file (which names it now) and the
+	 * socket files are its own from here on (single.c). */
+	st->handover = 0;
 	return 0;
 }
 

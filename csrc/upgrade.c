@@ -1,8 +1,11 @@
 /*
- * Upgrade in place (issue 16): the mechanics of passing a prefork
- * master's state across execve(2) and of telling the operator how it
- * went. The policy (what the state holds, when to switch or roll back) is
- * prefork.c's.
+ * Upgrade in place (issue 16): the mechanics of passing a daemon's state
+ * to a new image and of telling the operator how it went. The policy
+ * (what the state holds, when to switch or roll back) is prefork.c's for
+ * a prefork master, which execs itself, and single.c's for a
+ * single-process daemon, which starts its successor as a child (gowrap
+ * spawns it with the memfd made here). The first word of the state says
+ * which kind it is.
  *
  * The master keeps its pid through the exec, so its pid file, the lock on
  * it (an OFD lock lives as long as its open file description: the fd is
@@ -49,7 +52,7 @@ int cdaemon__upgrade_fd(void)
 	    fcntl((int)fd, F_GETFD) < 0) {
 		cdaemon__print(2,
 			       "%s: %s=\"%s\": not the fd of an upgrade "
-			       "state (set only by a prefork master's exec)\n",
+			       "state (set only by a daemon's upgrade)\n",
 			       cdaemon__prog(), UPGRADE_VAR, v);
 		_exit(CDAEMON_EXIT_USAGE);
 	}
@@ -138,19 +141,49 @@ void cdaemon__upgrade_cloexec(const int *fds, int nfds)
 	set_cloexec(fds, nfds, 1);
 }
 
+int cdaemon__upgrade_memfd(const void *rec, size_t len, int cloexec,
+			   const char **step)
+{
+	int memfd = (int)syscall(SYS_memfd_create, "cdaemon-upgrade",
+				 cloexec ? MFD_CLOEXEC : 0);
+
+	*step = "memfd_create";
+	if (memfd < 0)
+		return -1;
+	*step = "write the state";
+	if (cdaemon__write_all(memfd, rec, len) != (ssize_t)len) {
+		int saved = errno;
+		close(memfd);
+		errno = saved;
+		return -1;
+	}
+	return memfd;
+}
+
+uint32_t cdaemon__upgrade_kind(int fd)
+{
+	uint32_t magic = 0;
+
+	if (cdaemon__upgrade_read(fd, &magic, sizeof magic) != sizeof magic)
+		return 0;
+	return magic;
+}
+
+const char *cdaemon__upgrade_var(void)
+{
+	return UPGRADE_VAR;
+}
+
 int cdaemon__upgrade_exec(const char *path, int exe_fd, const char *argv_area,
 			  size_t argv_len, const void *rec, size_t len,
 			  int *fds, int nfds, char *err, size_t errlen)
 {
-	int memfd = (int)syscall(SYS_memfd_create, "cdaemon-upgrade", 0);
-	const char *step = "memfd_create";
+	const char *step;
 	char **argv = NULL, **env = NULL;
 	int saved;
+	int memfd = cdaemon__upgrade_memfd(rec, len, 0, &step);
 
 	if (memfd < 0)
-		goto fail;
-	step = "write the state";
-	if (cdaemon__write_all(memfd, rec, len) != (ssize_t)len)
 		goto fail;
 	step = "argv";
 	if (argv_area == NULL || argv_len == 0 ||

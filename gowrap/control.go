@@ -44,7 +44,10 @@ const controlUsage = `usage: %[1]s start | stop [-graceful] [-timeout D] | resta
   reload   send HUP: reopen logs and call the reload hook
   upgrade  send USR2: the binary now at the daemon's path takes over without
            closing the sockets; exits 0 once the new code serves, 1 with the
-           reason after a rollback (waits -timeout, default CDAEMON_TIMEOUT+10s)
+           reason after a rollback (waits -timeout, default CDAEMON_TIMEOUT+10s).
+           A prefork master keeps its pid; a single-process daemon starts the
+           new code as a new process, which the pid file names once it is
+           ready, and the old one finishes its requests and exits
   run      run in the foreground (for supervisors and debugging); with a log
            file, the log shows on the terminal too, and a failed start on stderr
   help     this text (also -h, --help)

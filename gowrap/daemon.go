@@ -56,11 +56,12 @@ type Daemon struct {
 	sigs    chan os.Signal
 	done    chan struct{}
 
-	mu       sync.Mutex
-	ready    bool
-	stopping bool
-	closed   bool
-	wdStop   chan struct{}
+	mu        sync.Mutex
+	ready     bool
+	stopping  bool
+	closed    bool
+	upgrading bool // a successor is starting (USR2, upgrade.go)
+	wdStop    chan struct{}
 
 	listenOnce sync.Once
 	files      []*os.File
@@ -107,8 +108,9 @@ func (d *Daemon) Worker() (int, bool) { return cdaemon.Worker() }
 // with the pid in each record. Log reopen covers it.
 func (d *Daemon) Logger() *slog.Logger { return d.logger }
 
-// Context ends when the daemon is asked to stop; context.Cause tells the
-// kind (see ErrGracefulStop and ErrQuickStop).
+// Context ends when the daemon is asked to stop, or gracefully once an
+// upgrade's new process is ready (see the package doc, Upgrade);
+// context.Cause tells the kind (see ErrGracefulStop and ErrQuickStop).
 func (d *Daemon) Context() context.Context { return d.ctx }
 
 // Ready reports readiness on every channel that applies: the launcher

@@ -80,7 +80,9 @@ func Daemonize(opts Options) (*Daemon, error) {
 		if err := applyRemaining(cfg, applied); err != nil {
 			return nil, err
 		}
-		return newDaemon(opts, mode, nil), nil
+		d := newDaemon(opts, mode, nil)
+		d.watchUpgrades()
+		return d, nil
 	case (cfg.Foreground || Supervisor() != "") && (cfg.Listen != "" || cfg.Workers > 0 || wantInit(cfg)):
 		// Listeners, prefork and the init mode exist only in the
 		// constructor, before the runtime: exec in place into it, in the
@@ -99,7 +101,9 @@ func Daemonize(opts Options) (*Daemon, error) {
 			con.restore()
 			return nil, err
 		}
-		return newDaemon(opts, Supervised, con.settle()), nil
+		d := newDaemon(opts, Supervised, con.settle())
+		d.watchUpgrades()
+		return d, nil
 	}
 	return nil, execSelf(cfg)
 }

@@ -39,9 +39,22 @@
 // way (open the new file, dup3 it over fds 1 and 2: never a moment without
 // a writable fd, no line lost); SIGHUP then calls Options.OnReload.
 //
+// # Upgrade
+//
+// SIGUSR2 upgrades: a prefork master execs the binary now at its path and
+// keeps its pid (csrc/prefork.c); a single-process daemon starts it as its
+// child with the listeners, the pid file and a readiness channel, and once
+// that child is Ready its Context ends gracefully (a StopError naming
+// SIGUSR2): it finishes its requests and exits, and the child, which the
+// pid file and systemd's MAINPID now name, serves on. A child that fails
+// first is killed and the daemon serves on. Control's upgrade sends the
+// signal and waits for the outcome. A program that wants SIGUSR2 for
+// itself calls signal.Notify for it after Daemonize, and then cannot be
+// upgraded.
+//
 // # Control
 //
-// Control implements start, stop, restart, status, reload and run.
+// Control implements start, stop, restart, status, reload, upgrade and run.
 // status, stop and reload act only on a daemon the kernel vouches for
 // (cdaemon.ProbePIDFile): the pid file names it and it holds that file
 // open under its write lock, checked after pidfd_open, never by

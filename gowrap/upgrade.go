@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -198,4 +199,159 @@ func upgradeWait(opts Options) time.Duration {
 		wait = cfg.Timeout
 	}
 	return wait + 10*time.Second
+}
+
+// The single-process upgrade (issue 16), the tableflip way. A daemon
+// without workers takes USR2 (as the prefork master does) and starts the
+// binary now at the path its executable had at start, with the same argv
+// and environment, as its child: the listeners, the pid file's open file
+// description (its lock with it) and a readiness channel cross in a state
+// that the child's constructor adopts before its Go runtime starts
+// (csrc/single.c). When the child is Ready (its pid is in the pid file
+// then), this process tells systemd MAINPID=<child>, reports success to
+// `app upgrade`, hands the pid file and the socket files over and stops
+// gracefully: Context ends with a graceful StopError naming USR2. If the
+// child fails, exits or is not Ready within CDAEMON_TIMEOUT, it is
+// killed, this process serves on with its pid in the pid file, and the
+// child's message goes to the asker.
+//
+// The pid changes, where the prefork master keeps its own: a Go process
+// cannot exec itself and keep serving meanwhile, while the master is a C
+// loop that can. A program that wants USR2 for itself calls
+// signal.Notify for it after Daemonize, and is then not upgradable.
+
+// startExe is the executable's path at start: a new file renamed over it
+// is what an upgrade starts.
+var startExe, _ = os.Executable()
+
+// watchUpgrades takes USR2 in a single-process daemon; a prefork worker
+// leaves it alone (its master upgrades).
+func (d *Daemon) watchUpgrades() {
+	if _, worker := cdaemon.Worker(); worker {
+		return
+	}
+	reqs, err := cdaemon.WatchUpgrades()
+	if err != nil {
+		d.logger.Warn("upgrade: USR2 not taken", "err", err)
+		return
+	}
+	if reqs == nil {
+		return // the init mode
+	}
+	go func() {
+		for {
+			select {
+			case <-d.done:
+				return
+			case r := <-reqs:
+				d.beginUpgrade(r)
+			}
+		}
+	}()
+}
+
+// beginUpgrade refuses the request at once or starts the successor on a
+// goroutine of its own, so that a second request is refused meanwhile.
+func (d *Daemon) beginUpgrade(r cdaemon.UpgradeRequest) {
+	d.mu.Lock()
+	why := ""
+	switch {
+	case d.closed || d.stopping:
+		why = "the daemon is stopping"
+	case d.upgrading:
+		why = "an upgrade is already in progress"
+	case !d.ready:
+		why = "the daemon is not ready yet"
+	case startExe == "":
+		why = "the executable's path was not found at start"
+	}
+	if why == "" {
+		d.upgrading = true
+	}
+	d.mu.Unlock()
+	if why != "" {
+		d.logger.Warn("USR2: no upgrade", "reason", why)
+		d.reportUpgrade(r, false, why)
+		return
+	}
+	go d.upgrade(r)
+}
+
+func (d *Daemon) reportUpgrade(r cdaemon.UpgradeRequest, ok bool, text string) {
+	if !r.Queued {
+		return
+	}
+	if err := cdaemon.ReportUpgrade(r.Token, ok, text); err != nil {
+		d.logger.Warn("upgrade: nobody took the outcome", "err", err)
+	}
+}
+
+func (d *Daemon) upgrade(r cdaemon.UpgradeRequest) {
+	defer func() {
+		d.mu.Lock()
+		d.upgrading = false
+		d.mu.Unlock()
+	}()
+	fail := func(err error) {
+		d.logger.Error("upgrade failed; serving on", "err", err)
+		d.reportUpgrade(r, false, err.Error())
+	}
+	attrs := []any{"exe", startExe}
+	if r.Queued {
+		attrs = append(attrs, "from", r.From)
+	}
+	d.logger.Info("USR2: upgrade", attrs...)
+	began := time.Now()
+	files, err := d.Files()
+	if err != nil {
+		fail(err)
+		return
+	}
+	s := cdaemon.Successor{Path: startExe, Args: os.Args, Env: os.Environ(), Timeout: d.upgradeTimeout()}
+	for _, f := range files {
+		// Not f.Fd(): it would make the socket blocking, and with it
+		// the net.Listener that shares its open file description.
+		rc, err := f.SyscallConn()
+		if err == nil {
+			err = rc.Control(func(fd uintptr) { s.Listeners = append(s.Listeners, int(fd)) })
+		}
+		if err != nil {
+			fail(fmt.Errorf("gowrap: socket %q: %w", f.Name(), err))
+			return
+		}
+		s.Names = append(s.Names, f.Name())
+	}
+	pid, err := cdaemon.StartSuccessor(s)
+	if err != nil {
+		fail(err)
+		return
+	}
+	// NotifyAccess=main: this process is still the main one, and says
+	// which is next (sd_notify(3), MAINPID=).
+	_, _ = cdaemon.Notify("MAINPID=" + strconv.Itoa(pid))
+	cdaemon.HandOver()
+	d.mu.Lock()
+	already := d.stopping
+	d.stopping = true
+	d.mu.Unlock()
+	text := fmt.Sprintf("pid %d serves, ready %d ms after USR2; pid %d finishes its requests and exits",
+		pid, time.Since(began).Milliseconds(), os.Getpid())
+	d.logger.Info("upgraded: "+text, "successor", pid)
+	d.reportUpgrade(r, true, text)
+	if !already {
+		// Not STOPPING=1: systemd's main process is the successor now.
+		d.cancel(&StopError{Signal: unix.SIGUSR2, Graceful: true})
+	}
+}
+
+// upgradeTimeout is how long the successor has to be Ready: the
+// daemon's CDAEMON_TIMEOUT as applied, else as the options say, else 60s.
+func (d *Daemon) upgradeTimeout() time.Duration {
+	if cfg, ok := cdaemon.Applied(); ok && cfg.Timeout > 0 {
+		return cfg.Timeout
+	}
+	if cfg, err := d.opts.settings(); err == nil && cfg.Timeout > 0 {
+		return cfg.Timeout
+	}
+	return 60 * time.Second
 }

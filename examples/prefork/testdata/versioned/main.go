@@ -9,9 +9,10 @@
 // -X main.hang=1 it never gets ready (blocks before Ready).
 //
 // QUIT stops it gracefully: it stops accepting and finishes the
-// connections it holds; INT and TERM drop them. With CDAEMON_WORKERS it is
-// a prefork worker; without, a single-process daemon that also answers
-// gowrap's upgrade (Options.Upgrade).
+// connections it holds; INT and TERM drop them. It serves every socket
+// of CDAEMON_LISTEN. With CDAEMON_WORKERS it is a prefork worker;
+// without, a single-process daemon that gowrap upgrades on USR2 (`app
+// upgrade`) by starting its successor.
 package main
 
 import (
@@ -51,7 +52,6 @@ func serve(d *gowrap.Daemon) error {
 	if len(ls) == 0 {
 		return errors.New("versioned: no socket: set CDAEMON_LISTEN")
 	}
-	ln := ls[0]
 	if hang != "" {
 		<-d.Context().Done()
 		return nil
@@ -61,20 +61,32 @@ func serve(d *gowrap.Daemon) error {
 	}
 	go func() {
 		<-d.Context().Done()
-		ln.Close()
-	}()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return nil
+		for _, ln := range ls {
+			ln.Close()
 		}
+	}()
+	// Every socket is served; the connections still open when the stop
+	// comes are finished first.
+	var wg, conns sync.WaitGroup
+	defer conns.Wait()
+	for _, ln := range ls {
 		wg.Add(1)
-		go func(c net.Conn) {
+		go func(ln net.Listener) {
 			defer wg.Done()
-			defer c.Close()
-			fmt.Fprintf(c, "%s %d\n", version, os.Getpid())
-		}(c)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conns.Add(1)
+				go func(c net.Conn) {
+					defer conns.Done()
+					defer c.Close()
+					fmt.Fprintf(c, "%s %d\n", version, os.Getpid())
+				}(c)
+			}
+		}(ln)
 	}
+	wg.Wait()
+	return nil
 }
