@@ -272,18 +272,30 @@ func (c *controller) status() int {
 	return StatusNotRunning
 }
 
-func (c *controller) reload() int {
+// live is the verified daemon of the verbs that need one running (reload,
+// upgrade): its pid and pidfd (to close), or the exit code after saying
+// why there is none.
+func (c *controller) live() (pid, pidfd, code int) {
 	state, pid, pidfd, why, err := c.daemon()
 	if err != nil {
 		fmt.Fprintf(c.stderr, "%s: %v\n", c.prog, err)
-		return ExitFailed
+		return 0, -1, ExitFailed
 	}
 	if state != cdaemon.PIDFileLive {
+		closeFD(pidfd)
 		if why == "" {
 			why = "no pid file"
 		}
 		fmt.Fprintf(c.stderr, "%s: not running (%s)\n", c.prog, why)
-		return ExitNotRunning
+		return 0, -1, ExitNotRunning
+	}
+	return pid, pidfd, 0
+}
+
+func (c *controller) reload() int {
+	pid, pidfd, code := c.live()
+	if code != 0 {
+		return code
 	}
 	defer closeFD(pidfd)
 	if err := signalVerified(pidfd, pid, unix.SIGHUP); err != nil {

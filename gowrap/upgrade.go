@@ -147,17 +147,9 @@ func sender(oob []byte) int {
 // for the outcome: 0 once the new code serves, ExitFailed with the
 // daemon's reason after a rollback.
 func (c *controller) upgrade(timeout time.Duration) int {
-	state, pid, pidfd, why, err := c.daemon()
-	if err != nil {
-		fmt.Fprintf(c.stderr, "%s: %v\n", c.prog, err)
-		return ExitFailed
-	}
-	if state != cdaemon.PIDFileLive {
-		if why == "" {
-			why = "no pid file"
-		}
-		fmt.Fprintf(c.stderr, "%s: not running (%s)\n", c.prog, why)
-		return ExitNotRunning
+	pid, pidfd, code := c.live()
+	if code != 0 {
+		return code
 	}
 	defer closeFD(pidfd)
 	fd, err := listenUpgrade(pid)

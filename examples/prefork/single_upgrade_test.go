@@ -243,74 +243,8 @@ func TestSingleUpgradeBadState(t *testing.T) {
 func TestSingleUpgradeNotifiesSystemd(t *testing.T) {
 	v2 := versioned(t, "v2", "")
 	d := install(t, versioned(t, "v1", ""))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	sock, err := ln.(*net.TCPListener).File()
-	ln.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
-	notifyPath := filepath.Join(d.dir, "notify")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer notify.Close()
-	rc, err := notify.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(filepath.Join(d.dir, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, d.bin)
-	cmd.Env = append(cleanEnv(), "CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_PIDFILE="+d.pidFile,
-		"LISTEN_FDS=1", "NOTIFY_SOCKET="+notifyPath)
-	cmd.ExtraFiles = []*os.File{sock}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sock.Close()
-	old := cmd.Process.Pid
-	waited := false
-	t.Cleanup(func() {
-		if !waited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	output := func() string { b, _ := os.ReadFile(out.Name()); return "output:\n" + string(b) }
-	// readNotify returns one notification and the pid the kernel
-	// stamped on it.
-	readNotify := func() (string, int) {
-		t.Helper()
-		_ = notify.SetReadDeadline(time.Now().Add(deadline))
-		buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(unix.SizeofUcred))
-		n, oobn, _, _, err := notify.ReadMsgUnix(buf, oob)
-		if err != nil {
-			t.Fatalf("NOTIFY_SOCKET: %v\n%s", err, output())
-		}
-		pid := 0
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for _, m := range msgs {
-				if cred, err := unix.ParseUnixCredentials(&m); err == nil {
-					pid = int(cred.Pid)
-				}
-			}
-		}
-		return string(buf[:n]), pid
-	}
+	a := startActivated(t, d.dir, d.bin, "CDAEMON_PIDFILE="+d.pidFile)
+	port, old, output, readNotify := a.port, a.pid, a.output, a.readNotify
 	if got, from := readNotify(); got != fmt.Sprintf("READY=1\nMAINPID=%d", old) || from != old {
 		t.Fatalf("first notification %q from %d, want READY=1 with MAINPID=%d from it", got, from, old)
 	}
@@ -338,8 +272,7 @@ func TestSingleUpgradeNotifiesSystemd(t *testing.T) {
 			t.Errorf("notifications after the upgrade %v, want %q from %d", got, msg, from)
 		}
 	}
-	err = cmd.Wait()
-	waited = true
+	err := a.wait()
 	if err != nil {
 		t.Errorf("old process after the upgrade: %v, want exit 0\n%s", err, output())
 	}

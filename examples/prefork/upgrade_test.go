@@ -413,56 +413,9 @@ func TestUpgradeMissingFile(t *testing.T) {
 func TestUpgradeNotifiesSystemd(t *testing.T) {
 	v2 := versioned(t, "v2", "")
 	d := install(t, versioned(t, "v1", ""))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	sock, err := ln.(*net.TCPListener).File()
-	ln.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
-	notifyPath := filepath.Join(d.dir, "notify")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer notify.Close()
-	out, err := os.Create(filepath.Join(d.dir, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, d.bin)
-	cmd.Env = append(cleanEnv(), "CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_WORKERS=2",
-		"LISTEN_FDS=1", "NOTIFY_SOCKET="+notifyPath)
-	cmd.ExtraFiles = []*os.File{sock}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sock.Close()
-	pid := cmd.Process.Pid
-	waited := false
-	t.Cleanup(func() {
-		if !waited {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	output := func() string { b, _ := os.ReadFile(out.Name()); return "output:\n" + string(b) }
-	readNotify := func() string {
-		t.Helper()
-		_ = notify.SetReadDeadline(time.Now().Add(deadline))
-		buf := make([]byte, 4096)
-		n, _, err := notify.ReadFrom(buf)
-		if err != nil {
-			t.Fatalf("NOTIFY_SOCKET: %v\n%s", err, output())
-		}
-		return string(buf[:n])
-	}
+	a := startActivated(t, d.dir, d.bin, "CDAEMON_WORKERS=2")
+	port, pid, output := a.port, a.pid, a.output
+	readNotify := func() string { msg, _ := a.readNotify(); return msg }
 	if got, want := readNotify(), fmt.Sprintf("READY=1\nMAINPID=%d", pid); got != want {
 		t.Fatalf("first notification %q, want %q", got, want)
 	}
@@ -499,8 +452,7 @@ func TestUpgradeNotifiesSystemd(t *testing.T) {
 	if got := readNotify(); got != "STOPPING=1" {
 		t.Errorf("notification after TERM %q, want STOPPING=1", got)
 	}
-	err = cmd.Wait()
-	waited = true
+	err := a.wait()
 	if err != nil {
 		t.Errorf("master after TERM: %v, want exit 0\n%s", err, output())
 	}
