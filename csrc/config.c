@@ -157,6 +157,18 @@ static int parse_flag(const char *s, int *flag)
 	return 0;
 }
 
+/* A count in decimal digits only (no sign, no space), from lo to hi. */
+static int parse_count(const char *v, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || errno || n < lo || n > hi)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
 static int bad(char *err, size_t errlen, const char *name, const char *value,
 	       const char *want)
 {
@@ -248,25 +260,17 @@ int cdaemon_config_parse_env(struct cdaemon_config *cfg, char *err,
 		} else if (strcmp(key, "GROUP") == 0) {
 			cfg->group = v;
 		} else if (strcmp(key, "WORKERS") == 0) {
-			char *end;
-			errno = 0;
-			long n = strtol(v, &end, 10);
-			if (*v < '0' || *v > '9' || *end != '\0' || errno ||
-			    n < 1 || n > CDAEMON_MAX_WORKERS)
+			if (parse_count(v, 1, CDAEMON_MAX_WORKERS,
+					&cfg->workers) < 0)
 				return bad(err, errlen, name, v,
 					   "want a number of workers from 1 "
 					   "to 1024");
-			cfg->workers = (int)n;
 		} else if (strcmp(key, "SPARES") == 0) {
-			char *end;
-			errno = 0;
-			long n = strtol(v, &end, 10);
-			if (*v < '0' || *v > '9' || *end != '\0' || errno ||
-			    n < 0 || n > CDAEMON_MAX_SPARES)
+			if (parse_count(v, 0, CDAEMON_MAX_SPARES,
+					&cfg->spares) < 0)
 				return bad(err, errlen, name, v,
 					   "want a number of spare workers "
 					   "from 0 to 64");
-			cfg->spares = (int)n;
 		} else if (strcmp(key, "LISTEN") == 0) {
 			if (cdaemon__listen_check(v, err, errlen) < 0)
 				return -1;

@@ -150,6 +150,10 @@ int cdaemon__prefork_adopt(int fd, int wait_in_go);
 int cdaemon__upgrade_fd(void);
 /* Reads up to len bytes of the state at fd; how many. */
 int cdaemon__upgrade_read(int fd, void *rec, size_t len);
+/* The state a record carried becomes this process's, its config's
+ * strings pointing into it (and listen, the record's CDAEMON_LISTEN). */
+void cdaemon__upgrade_adopt_state(const struct cdaemon_state *saved,
+				  const char *listen);
 /* Writes rec into a memfd, clears close-on-exec on fds[] and execs path
  * (or, with path NULL, the image open at exe_fd: execveat(2) with
  * AT_EMPTY_PATH) with the argv laid out in argv_area and the environment

@@ -1320,16 +1320,7 @@ static void refuse_layout(int fd, uint32_t size)
 /* This image adopts the state of the master that exec'd it. */
 static void adopt_record(void)
 {
-	struct cdaemon_state *st = &cdaemon__state;
-
-	*st = rec.state;
-	/* The strings the applied config pointed at were the old image's. */
-	st->config.pidfile = st->pidfile[0] ? st->pidfile : NULL;
-	st->config.logfile = st->logfile[0] ? st->logfile : NULL;
-	st->config.dir = st->dir[0] ? st->dir : NULL;
-	st->config.user = st->user[0] ? st->user : NULL;
-	st->config.group = st->group[0] ? st->group : NULL;
-	st->config.listen = rec.listen[0] ? rec.listen : NULL;
+	cdaemon__upgrade_adopt_state(&rec.state, rec.listen);
 	generation = rec.generation;
 	upgrade_began = rec.began;
 	requester.asked = rec.asked;

@@ -256,14 +256,7 @@ void cdaemon__single_adopt(int fd)
 
 	close(fd);
 	check_record(fd, got);
-	*st = rec.state;
-	/* The strings the applied config pointed at were the old image's. */
-	st->config.pidfile = st->pidfile[0] ? st->pidfile : NULL;
-	st->config.logfile = st->logfile[0] ? st->logfile : NULL;
-	st->config.dir = st->dir[0] ? st->dir : NULL;
-	st->config.user = st->user[0] ? st->user : NULL;
-	st->config.group = st->group[0] ? st->group : NULL;
-	st->config.listen = rec.listen[0] ? rec.listen : NULL;
+	cdaemon__upgrade_adopt_state(&rec.state, rec.listen);
 	/* CDAEMON_KEEP_FDS do not cross: the old process keeps them. */
 	st->config.nkeep_fds = 0;
 	/* A daemon already: detached, in the old one's session, not a

@@ -59,6 +59,23 @@ int cdaemon__upgrade_fd(void)
 	return (int)fd;
 }
 
+void cdaemon__upgrade_adopt_state(const struct cdaemon_state *saved,
+				  const char *listen)
+{
+	struct cdaemon_state *st = &cdaemon__state;
+
+	*st = *saved;
+	/* The strings the applied config pointed at were the old image's:
+	 * they point into this copy now. listen is the record's own copy of
+	 * CDAEMON_LISTEN, which lives as long as the record (static). */
+	st->config.pidfile = st->pidfile[0] ? st->pidfile : NULL;
+	st->config.logfile = st->logfile[0] ? st->logfile : NULL;
+	st->config.dir = st->dir[0] ? st->dir : NULL;
+	st->config.user = st->user[0] ? st->user : NULL;
+	st->config.group = st->group[0] ? st->group : NULL;
+	st->config.listen = listen && listen[0] ? listen : NULL;
+}
+
 int cdaemon__upgrade_read(int fd, void *rec, size_t len)
 {
 	size_t got = 0;
