@@ -52,7 +52,10 @@ type Programs struct {
 	Cdaemonize string            // ../build/cdaemonize
 	Ruby       string            // "" when ruby is not installed
 	RubyScript string            // daemon.rb
-	Missing    map[string]string // a program or recipe not available here: why
+	// Versioned is ../examples/prefork/testdata/versioned built as v1 and
+	// as v2 (-X main.version): the upgrade experiment's two releases.
+	Versioned [2]string
+	Missing   map[string]string // a program or recipe not available here: why
 }
 
 // Peers are the pure-Go peer binaries, by contender key: what
@@ -168,6 +171,7 @@ func Build(moduleDir, outDir string) (*Programs, error) {
 		Cdaemonize: filepath.Join(abs, "..", "build", "cdaemonize"),
 		RubyScript: filepath.Join(abs, "daemon.rb"),
 		Missing:    map[string]string{},
+		Versioned:  [2]string{bin("versioned-v1"), bin("versioned-v2")},
 	}
 	p.Ruby, _ = exec.LookPath("ruby")
 	if p.Ruby == "" {
@@ -190,6 +194,10 @@ func Build(moduleDir, outDir string) (*Programs, error) {
 		goBuild(pure, p.Reexec, "./cmd/peer-reexec"),
 		goBuild(pure, p.GoDaemon, "./cmd/peer-go-daemon"),
 		goBuild(pure, p.Godaemon, "./cmd/peer-godaemon"),
+	}
+	for i, f := range p.Versioned {
+		steps = append(steps, goBuild(cgo, f, fmt.Sprintf("-ldflags=-X main.version=v%d", i+1),
+			"github.com/cdaemon/cdaemon/examples/prefork/testdata/versioned"))
 	}
 	for _, r := range Recipes {
 		if why := r.available(); why != "" {
@@ -220,7 +228,7 @@ func Build(moduleDir, outDir string) (*Programs, error) {
 		return nil, err
 	}
 	files := []string{p.Daemon, p.ExecMaster, p.Plain, p.PlainCgo, p.Gowrap, p.Reexec, p.GoDaemon, p.Godaemon,
-		p.CProg, p.Cdaemonize, p.RubyScript}
+		p.CProg, p.Cdaemonize, p.RubyScript, p.Versioned[0], p.Versioned[1]}
 	for _, f := range p.Cdaemon {
 		files = append(files, f)
 	}

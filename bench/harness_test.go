@@ -302,6 +302,80 @@ func TestPrefork(t *testing.T) {
 	}
 }
 
+// TestUpgrade: one upgrade in place of each kind under load, v1 to v2:
+// no failed connection, no stale answer, the new version answering before
+// the old generation is gone, the prefork master's pid kept and the single
+// process's changed, and nothing left behind.
+func TestUpgrade(t *testing.T) {
+	res, err := Run(progs, term, Config{Upgrades: 1, Timeout: 20 * time.Second, Experiments: []string{"upgrade"},
+		Work: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Upgrades) != 2 || len(res.UpgradeStart) != 0 {
+		t.Fatalf("upgrades %+v, start failures %v", res.Upgrades, res.UpgradeStart)
+	}
+	kinds := map[string]bool{}
+	for _, u := range res.Upgrades {
+		kinds[u.Kind] = true
+		if u.Err != "" || u.From != "v1" || u.To != "v2" || u.Failed != 0 || u.Stale != 0 || u.Conns <= upgradeAfter ||
+			u.NewServes <= 0 || u.OldGone <= 0 || u.OldGone > 20*time.Second {
+			t.Errorf("upgrade: %+v", u)
+		}
+		if kept := u.Kind == "prefork" && u.MasterKept && u.NewPID == u.OldPID; kept != (u.Kind == "prefork") {
+			t.Errorf("prefork master not kept: %+v", u)
+		}
+		if u.Kind == "single" && (u.NewPID == u.OldPID || u.NewPID <= 0) {
+			t.Errorf("single process: pid %d after the upgrade, was %d", u.NewPID, u.OldPID)
+		}
+	}
+	if !kinds["prefork"] || !kinds["single"] {
+		t.Errorf("kinds upgraded: %v", kinds)
+	}
+	targets := res.Targets()
+	if last := targets[len(targets)-1]; !strings.HasPrefix(last.What, "upgrade under load") || last.Met == nil || !*last.Met {
+		t.Errorf("target %+v", last)
+	}
+	if md := Report(res); !strings.Contains(md, "## Upgrade in place under load") {
+		t.Errorf("no upgrade table in the report")
+	}
+	if rows := upgradeRows(res); len(rows) != 3 {
+		t.Errorf("upgrades.csv rows %v", rows)
+	}
+	if left := Descendants(); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+}
+
+// TestUpgradeCatchesStale: when the "new" build is the old one (v1 over
+// v1), every answer after the switch says v1: the upgrade is not counted
+// as done (no answer from v2), its stale answers are counted, and the
+// target is missed.
+func TestUpgradeCatchesStale(t *testing.T) {
+	p := *progs
+	p.Versioned[1] = p.Versioned[0]
+	res, err := Run(&p, term, Config{Upgrades: 1, Timeout: 20 * time.Second, Experiments: []string{"upgrade"},
+		Work: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Upgrades) != 2 {
+		t.Fatalf("upgrades %+v", res.Upgrades)
+	}
+	for _, u := range res.Upgrades {
+		if u.Err != "no answer from v2" || u.Stale < upgradeAfter {
+			t.Errorf("upgrade of v1 to v1: %+v; want no answer from v2 and %d stale answers or more", u, upgradeAfter)
+		}
+	}
+	targets := res.Targets()
+	if last := targets[len(targets)-1]; last.Met == nil || *last.Met {
+		t.Errorf("target %+v, want missed", last)
+	}
+	if left := Descendants(); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+}
+
 // TestWrite: every result file is written and readable.
 func TestWrite(t *testing.T) {
 	res := run(t, 2, contender(t, "cdaemon"), contender(t, "go-floor"), contender(t, "cgo-floor"), contender(t, "daemon3"), contender(t, "c-floor"))
@@ -310,7 +384,7 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"latest.md", "headline.md", "trials.csv", "summary.csv", "respawns.csv", "start.svg"} {
+	for _, name := range []string{"latest.md", "headline.md", "trials.csv", "summary.csv", "respawns.csv", "upgrades.csv", "start.svg"} {
 		if !slices.Contains(files, filepath.Join(dir, name)) {
 			t.Errorf("%s not written (%v)", name, files)
 		}

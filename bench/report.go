@@ -139,7 +139,91 @@ func (res *Results) Targets() []Target {
 		t.Measured = fmt.Sprintf("%s / %s ms = ×%.2f [%.2f–%.2f]", exe.latency, spare.latency, r, lo, hi)
 		t.Met = met(lo >= 5)
 	}
+	out = append(out, t)
+
+	t = Target{What: "upgrade under load, prefork master and single process (issue 16): 0 failed connections"}
+	if res.Ran["upgrade"] {
+		var parts []string
+		failed, ok := 0, true
+		for _, k := range UpgradeKinds {
+			s := res.upgradeSummary(k.Key)
+			failed += s.failed
+			ok = ok && s.n > 0 && s.errs == 0 && s.stale == 0 && res.UpgradeStart[k.Key] == ""
+			parts = append(parts, fmt.Sprintf("%s: %d of %d connections failed in %d upgrades (%d did not complete, %d stale answers)",
+				k.Key, s.failed, s.conns, s.n+s.errs, s.errs, s.stale))
+		}
+		t.Measured = strings.Join(parts, "; ")
+		t.Met = met(ok && failed == 0)
+	}
 	return append(out, t)
+}
+
+type upgradeStats struct {
+	n, errs, conns, failed, stale, kept int
+	serves, gone                        []Value
+	firstErr, firstFail                 string
+}
+
+// upgradeSummary gathers the completed upgrades of one kind; those that
+// did not complete are counted in errs, their connections all the same.
+func (res *Results) upgradeSummary(kind string) upgradeStats {
+	var s upgradeStats
+	for _, u := range res.Upgrades {
+		if u.Kind != kind {
+			continue
+		}
+		s.conns += u.Conns
+		s.failed += u.Failed
+		s.stale += u.Stale
+		if u.FirstFail != "" && s.firstFail == "" {
+			s.firstFail = u.FirstFail
+		}
+		if u.Err != "" {
+			s.errs++
+			if s.firstErr == "" {
+				s.firstErr = u.Err
+			}
+			continue
+		}
+		s.n++
+		if u.MasterKept {
+			s.kept++
+		}
+		s.serves = append(s.serves, Value{D: u.NewServes})
+		s.gone = append(s.gone, Value{D: u.OldGone})
+	}
+	return s
+}
+
+// pctCell is the p-th percentile of v with its 95% bootstrap interval.
+func pctCell(v []Value, p float64) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	lo, hi := percentileCI(v, p)
+	return fmt.Sprintf("%s [%s–%s]", percentile(v, p), ms(lo), ms(hi))
+}
+
+// UpgradeTable is the upgrade experiment's table.
+func UpgradeTable(res *Results) string {
+	var b strings.Builder
+	b.WriteString("| daemon | USR2 to the new version answering, median [95%] | p90 [95%] | USR2 to the old generation gone, median [95%] | p90 [95%] | connections | failed | stale answers | master pid kept | upgrades |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, k := range UpgradeKinds {
+		s := res.upgradeSummary(k.Key)
+		if why := res.UpgradeStart[k.Key]; why != "" && s.n+s.errs == 0 {
+			fmt.Fprintf(&b, "| %s | failed: %s |||||||||\n", k.Name, cell(why))
+			continue
+		}
+		kept := "–"
+		if k.Key == "prefork" {
+			kept = fmt.Sprintf("%d/%d", s.kept, s.n)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %d | %s | %d/%d |\n", k.Name,
+			pctCell(s.serves, 0.5), pctCell(s.serves, 0.9), pctCell(s.gone, 0.5), pctCell(s.gone, 0.9),
+			s.conns, s.failed, s.stale, kept, s.n, s.n+s.errs)
+	}
+	return b.String()
 }
 
 type respawnStats struct {
@@ -189,8 +273,8 @@ func Report(res *Results) string {
 	fmt.Fprintf(&b, "- date: %s, took %v\n", res.Began.UTC().Format("2006-01-02 15:04 MST"), res.Took.Round(time.Second))
 	fmt.Fprintf(&b, "- machine: %s\n", res.Machine)
 	fmt.Fprintf(&b, "- C compiler: %s; Ruby: %s\n", res.Machine.CC, res.Machine.Ruby)
-	fmt.Fprintf(&b, "- command: `make bench` (`cd bench && go run ./cmd/benchrun`); %d rounds of the start-up experiment, %d per level of the scaling ones, %d respawns per master; %d warm-up round(s) discarded; a start not ready within %v counts as at least that\n",
-		cfg.Rounds, cfg.ScaleRounds, cfg.Respawns, cfg.Warmup, cfg.Timeout)
+	fmt.Fprintf(&b, "- command: `make bench` (`cd bench && go run ./cmd/benchrun`); %d rounds of the start-up experiment, %d per level of the scaling ones, %d respawns per master, %d upgrades per daemon; %d warm-up round(s) discarded; a start not ready within %v counts as at least that\n",
+		cfg.Rounds, cfg.ScaleRounds, cfg.Respawns, cfg.Upgrades, cfg.Warmup, cfg.Timeout)
 	fmt.Fprintf(&b, "- the processes of a launch are held in %s", res.Tree)
 	if res.TreeNote != "" {
 		fmt.Fprintf(&b, "; no cgroup because: %s", res.TreeNote)
@@ -261,6 +345,11 @@ func Report(res *Results) string {
 		b.WriteString("\n" + preforkLegend + "\n")
 		b.WriteString("\n![respawn latency](respawn.svg)\n")
 	}
+	if res.Ran["upgrade"] {
+		b.WriteString("\n## Upgrade in place under load\n\n")
+		b.WriteString(UpgradeTable(res))
+		b.WriteString("\n" + upgradeLegend + "\n")
+	}
 	if f := failures(res); f != "" {
 		b.WriteString("\n## Failed starts and failed checks\n\n" + f)
 	}
@@ -278,6 +367,8 @@ const taxLegend = "Each Go floor run to its ready line, then exiting (`BENCH_EXI
 const correctnessLegend = `Failures out of checked starts (0 is right). **reparented**: the daemon's parent is the harness (a child subreaper standing in for init), not the launcher or an intermediate. **own session**: not in the terminal's session. **no tty**: no controlling terminal (tty_nr 0). **stdio /dev/null**: fds 0-2 are /dev/null, not the terminal. **left behind**: another process of the launch still alive a second after ready. **session leader** and **kept inherited fd** are properties, not failures: a session leader can acquire a terminal by opening one (why daemon(7) forks twice), and an fd inherited from the launcher (one is passed) is a leak daemon(7) says to close.`
 
 const preforkLegend = `Times in ms. One worker per master, so a kill leaves nobody accepting. **respawn**: from the SIGKILL of the worker until a connection, made once the old worker was dead, was answered "hello <pid>" by the replacement (it waited in the listen backlog). **old worker gone**: until its pidfd said it was dead: the kernel tearing down a Go process, which no master controls. **respawn after it was gone**: the rest, the master's part. **replacement ready**: until the replacement's ready line. Each worker lives over a second before it is killed (cdaemon's master treats a younger death as a crash and backs off). Every master runs the same Go worker. With one spare (CDAEMON_SPARES=1) the replacement is a worker already started (runtime and init() done) and waiting in cdaemon.Worker(): the master releases it with one record and forks the next spare behind it; **a spare's RSS / Pss** is its memory, Pss counting pages shared with the others by halves.`
+
+var upgradeLegend = fmt.Sprintf("Times in ms, medians and p90 (nearest rank) with 95%% bootstrap intervals. Each daemon is started once (`CDAEMON=1`, examples/prefork/testdata/versioned built as v1 and v2) and upgraded again and again, the two kinds interleaved round by round: each round renames the other build over the daemon's path and sends USR2 (a plain signal, as `kill -USR2`; `app upgrade` would add its own start to the time), while %d loopback clients connect in a loop, each answer (\"<version> <pid>\") checked. **new version answering**: until the first answer from the new build. **old generation gone**: until every old process was gone (pidfds): the prefork master's old workers after their QUIT, or the old single process after its drain. **failed**: connections refused, reset, or answered badly during the round (0 is right). **stale answers**: from the old version to connections opened after the old generation was gone (0 is right). **master pid kept**: after the switch the master is alive, still in the pid file, and every answer comes from one of its children. Each round ends %d answers after the old generation was gone. Raw: `upgrades.csv`.", upgradeConns, upgradeAfter)
 
 // StartTable is the start-up experiment's table.
 func StartTable(res *Results) string {
@@ -621,6 +712,18 @@ func failures(res *Results) string {
 	for _, m := range []string{"cdaemon", "exec"} {
 		if s := res.respawnSummary(m); s.failed > 0 {
 			fmt.Fprintf(&b, "- prefork, %s: %d failed respawn(s), first: %s\n", m, s.failed, cell(s.firstErr))
+		}
+	}
+	for _, k := range UpgradeKinds {
+		s := res.upgradeSummary(k.Key)
+		if why := res.UpgradeStart[k.Key]; why != "" {
+			fmt.Fprintf(&b, "- upgrade, %s: %s\n", k.Key, cell(why))
+		}
+		if s.errs > 0 {
+			fmt.Fprintf(&b, "- upgrade, %s: %d failed upgrade(s), first: %s\n", k.Key, s.errs, cell(s.firstErr))
+		}
+		if s.failed > 0 {
+			fmt.Fprintf(&b, "- upgrade, %s: %d failed connection(s) of %d, first: %s\n", k.Key, s.failed, s.conns, cell(s.firstFail))
 		}
 	}
 	return b.String()

@@ -18,12 +18,13 @@ type Config struct {
 	Rounds      int           // the start-up experiment: measured rounds, each runs every contender once
 	ScaleRounds int           // each scaling experiment: measured rounds of every (level, contender)
 	Respawns    int           // the prefork experiment: worker kills per master
+	Upgrades    int           // the upgrade experiment: upgrades of each daemon
 	TaxRounds   int           // the tax experiment: perf stat runs of each program
 	Warmup      int           // rounds run first and discarded (page cache, first exec)
 	Timeout     time.Duration // bound of one start; a start still not ready then counts as at least this long
 	Settle      time.Duration // how long an intermediate process may take to exit after ready (default 1s)
 	Only        []string      // contender keys to run; nil for all
-	Experiments []string      // of "start", "init", "fds", "prefork", "tax"; nil for all
+	Experiments []string      // of "start", "init", "fds", "prefork", "upgrade", "tax"; nil for all
 	Work        string        // scratch directory
 	Progress    io.Writer     // progress lines; nil for none
 	Stop        <-chan struct{}
@@ -33,7 +34,7 @@ type Config struct {
 }
 
 // Experiments, in the order they run.
-var Experiments = []string{"start", "init", "fds", "prefork", "tax"}
+var Experiments = []string{"start", "init", "fds", "prefork", "upgrade", "tax"}
 
 // Levels of the scaling experiments: the work done in the Go app's init()
 // (a re-exec runs it once per image), and the fds the launcher inherits
@@ -56,14 +57,18 @@ type Results struct {
 	Trials     []Trial           // every measured start (warm-up rounds are not kept)
 	Respawns   []Respawn         // the prefork experiment
 	Masters    []Master          // the prefork masters as measured
-	Tree       string            // how a launch's processes were held (cgroup v2, or not)
-	TreeNote   string            // why not a cgroup
-	ExecNote   string            // why execve calls were not counted, if they were not
-	NoFile     map[string]uint64 // RLIMIT_NOFILE soft limit per experiment
-	Ran        map[string]bool   // experiments run
-	Binaries   []Binary          // what each contender's executable is made of
-	Tax        *Tax              // the tax experiment's measurements
-	Stopped    bool              // the run was interrupted; the results are partial
+	Upgrades   []Upgrade         // the upgrade experiment
+	// UpgradeStart: an upgrade experiment's daemon that did not start, or
+	// was lost: why.
+	UpgradeStart map[string]string
+	Tree         string            // how a launch's processes were held (cgroup v2, or not)
+	TreeNote     string            // why not a cgroup
+	ExecNote     string            // why execve calls were not counted, if they were not
+	NoFile       map[string]uint64 // RLIMIT_NOFILE soft limit per experiment
+	Ran          map[string]bool   // experiments run
+	Binaries     []Binary          // what each contender's executable is made of
+	Tax          *Tax              // the tax experiment's measurements
+	Stopped      bool              // the run was interrupted; the results are partial
 
 	summaries map[string][]Summary // Summaries, computed once
 }
@@ -138,6 +143,8 @@ func Run(p *Programs, term *Terminal, cfg Config) (*Results, error) {
 			restore()
 		case "prefork":
 			err = r.prefork(res)
+		case "upgrade":
+			err = r.upgrade(res)
 		case "tax":
 			err = r.tax(res, cfg.TaxRounds)
 		default:

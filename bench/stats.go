@@ -281,3 +281,23 @@ func Breakdown(trials []Trial) ([]time.Duration, int) {
 	}
 	return out, n
 }
+
+// percentileCI is a 95% bootstrap interval of the p-th percentile of v
+// (2000 resamples, fixed seed, as ratioCI).
+func percentileCI(v []Value, p float64) (lo, hi time.Duration) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	const n = 2000
+	rng := rand.New(rand.NewPCG(1, 2))
+	stats := make([]time.Duration, n)
+	r := make([]Value, len(v))
+	for i := range stats {
+		for j := range r {
+			r[j] = v[rng.IntN(len(v))]
+		}
+		stats[i] = percentile(r, p).D
+	}
+	slices.Sort(stats)
+	return stats[int(0.025*n)], stats[int(0.975*n)-1]
+}

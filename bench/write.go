@@ -13,7 +13,8 @@ import (
 
 // Write writes the results into dir: latest.md (Report), headline.md
 // (Headline: the table the READMEs quote), trials.csv
-// (every start, raw), respawns.csv (every respawn, raw), summary.csv (one
+// (every start, raw), respawns.csv (every respawn, raw), upgrades.csv
+// (every upgrade, raw), summary.csv (one
 // row per experiment, level and contender), the SVG charts and, from the
 // tax experiment, tax/ (perf-stat.csv, and strace, strace -c and
 // LD_DEBUG=statistics output per program, raw). It returns the files
@@ -39,6 +40,7 @@ func Write(res *Results, dir string) ([]string, error) {
 	for name, rows := range map[string][][]string{
 		"trials.csv":   trialRows(res),
 		"respawns.csv": respawnRows(res),
+		"upgrades.csv": upgradeRows(res),
 		"summary.csv":  summaryRows(res),
 	} {
 		path := filepath.Join(dir, name)
@@ -107,6 +109,17 @@ func respawnRows(res *Results) [][]string {
 	rows := [][]string{{"master", "round", "respawn_us", "old_worker_gone_us", "replacement_ready_us", "error"}}
 	for _, r := range res.Respawns {
 		rows = append(rows, []string{r.Master, strconv.Itoa(r.Round), us(r.Latency), us(r.Dead), us(r.Ready), r.Err})
+	}
+	return rows
+}
+
+func upgradeRows(res *Results) [][]string {
+	rows := [][]string{{"daemon", "round", "from", "to", "new_version_answers_us", "old_generation_gone_us",
+		"connections", "failed", "stale_answers", "old_pid", "new_pid", "master_kept", "first_failure", "error"}}
+	for _, u := range res.Upgrades {
+		rows = append(rows, []string{u.Kind, strconv.Itoa(u.Round), u.From, u.To, us(u.NewServes), us(u.OldGone),
+			strconv.Itoa(u.Conns), strconv.Itoa(u.Failed), strconv.Itoa(u.Stale), strconv.Itoa(u.OldPID), strconv.Itoa(u.NewPID),
+			b2s(u.MasterKept), u.FirstFail, u.Err})
 	}
 	return rows
 }

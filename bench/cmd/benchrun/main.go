@@ -27,6 +27,7 @@ func main() {
 	rounds := flag.Int("rounds", 200, "start-up experiment: measured rounds (each starts every contender once)")
 	scale := flag.Int("scale-rounds", 40, "scaling experiments: measured rounds per level")
 	respawns := flag.Int("respawns", 40, "prefork experiment: worker kills per master")
+	upgrades := flag.Int("upgrades", 20, "upgrade experiment: upgrades in place of each daemon, under load")
 	taxRounds := flag.Int("tax-rounds", 50, "tax experiment: perf stat runs of each program")
 	warmup := flag.Int("warmup", 2, "rounds run first and discarded")
 	timeout := flag.Duration("timeout", 10*time.Second, "bound of one start; a start still not ready then counts as at least this long")
@@ -44,7 +45,7 @@ func main() {
 	if *quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]*int{"rounds": rounds, "scale-rounds": scale, "respawns": respawns, "tax-rounds": taxRounds} {
+		for name, v := range map[string]*int{"rounds": rounds, "scale-rounds": scale, "respawns": respawns, "upgrades": upgrades, "tax-rounds": taxRounds} {
 			if !set[name] {
 				*v = 3
 			}
@@ -62,7 +63,7 @@ func main() {
 			*out = filepath.Join("results", "quick")
 		}
 	}
-	for name, v := range map[string]int{"rounds": *rounds, "scale-rounds": *scale, "respawns": *respawns, "tax-rounds": *taxRounds} {
+	for name, v := range map[string]int{"rounds": *rounds, "scale-rounds": *scale, "respawns": *respawns, "upgrades": *upgrades, "tax-rounds": *taxRounds} {
 		if v < 1 {
 			usage(fmt.Errorf("-%s %d: want at least 1", name, v))
 		}
@@ -73,7 +74,7 @@ func main() {
 	if *timeout <= 0 {
 		usage(fmt.Errorf("-timeout %v: want a positive duration", *timeout))
 	}
-	cfg := bench.Config{Rounds: *rounds, ScaleRounds: *scale, Respawns: *respawns, TaxRounds: *taxRounds, Warmup: *warmup,
+	cfg := bench.Config{Rounds: *rounds, ScaleRounds: *scale, Respawns: *respawns, Upgrades: *upgrades, TaxRounds: *taxRounds, Warmup: *warmup,
 		Timeout: *timeout, Progress: os.Stderr}
 	var err error
 	if cfg.Only, err = list(*only, bench.ContenderKeys()); err != nil {
