@@ -3,8 +3,6 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,10 +19,9 @@ import (
 // loading) against a Go master that fork+execs its workers (cmd/execmaster,
 // as Go servers do today). Both run one worker of the same Go program, so
 // each kill leaves the listener without anyone accepting; the latency runs
-// from the kill until a connection, made as soon as the old worker is
-// dead, gets "hello" from the replacement. The connection waits in the
-// listen backlog meanwhile, so this is the time until the new worker
-// accepts.
+// from the kill until a connection, made right after it, gets "hello"
+// from the replacement. The killed worker never runs again, so the
+// connection waits in the listen backlog until the new worker accepts.
 
 // Master is one of the two masters of the prefork experiment.
 type Master struct {
@@ -208,33 +205,74 @@ func (r *runner) respawnOnce(m *master) (rs Respawn) {
 		return rs
 	}
 	defer unix.Close(pidfd)
+	// The client's socket is made before the clock starts, and it uses
+	// plain blocking system calls, not Go's netpoller: what is measured
+	// is the master and its worker, not the client's scheduling.
+	conn, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		rs.Err = fmt.Sprintf("socket: %v", err)
+		return rs
+	}
+	defer unix.Close(conn)
 	deadline := time.Now().Add(r.timeout)
 	t0 := monotonic()
 	if err := unix.Kill(old, unix.SIGKILL); err != nil {
 		rs.Err = fmt.Sprintf("kill worker %d: %v", old, err)
 		return rs
 	}
-	// Dead before we connect, so that the old worker cannot be the one
-	// that accepts.
-	if err := waitReadable(pidfd, deadline); err != nil {
-		rs.Err = fmt.Sprintf("worker %d still alive after SIGKILL", old)
-		return rs
-	}
-	rs.Dead = monotonic() - t0
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(m.port), time.Until(deadline))
-	if err != nil {
+	// Connect at once: the killed worker never runs again (SIGKILL), so
+	// the connection waits in the listen backlog, which the master
+	// holds, until a replacement accepts it; the answer names who did.
+	// Meanwhile the old worker's pidfd says when the kernel was done
+	// with it.
+	if err := unix.Connect(conn, &unix.SockaddrInet4{Port: m.port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		rs.Err = fmt.Sprintf("connect: %v", err)
 		return rs
 	}
-	c.SetReadDeadline(deadline)
-	got, err := io.ReadAll(c)
-	answered := monotonic()
-	c.Close()
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}, {Fd: int32(conn), Events: unix.POLLIN}}
+	var answered time.Duration
+	for rs.Dead == 0 || answered == 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			if rs.Dead == 0 {
+				rs.Err = fmt.Sprintf("worker %d still alive after SIGKILL", old)
+			} else {
+				rs.Err = "no answer from a replacement"
+			}
+			return rs
+		}
+		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		if err != nil {
+			rs.Err = fmt.Sprintf("poll: %v", err)
+			return rs
+		}
+		now := monotonic() - t0
+		if fds[0].Revents != 0 && rs.Dead == 0 {
+			rs.Dead, fds[0].Fd = now, -1
+		}
+		if fds[1].Revents != 0 && answered == 0 {
+			answered, fds[1].Fd = now, -1
+		}
+	}
+	rs.Latency = answered
+	if answered < rs.Dead {
+		// Cannot be: the master learns of the death when the pidfd does.
+		rs.Err = fmt.Sprintf("answered %v after the kill, before the old worker was gone (%v)", answered, rs.Dead)
+	}
+	// The answer is there: the read only collects it, bounded anyway.
+	tv := unix.NsecToTimeval(max(time.Until(deadline), time.Millisecond).Nanoseconds())
+	if err := unix.SetsockoptTimeval(conn, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		rs.Err = fmt.Sprintf("SO_RCVTIMEO: %v", err)
+		return rs
+	}
+	got, err := readAll(conn, 256)
 	if err != nil {
 		rs.Err = fmt.Sprintf("read: %v", err)
 		return rs
 	}
-	rs.Latency = answered - t0
 	pid, at, _, err := readReady(m.fifo, deadline)
 	if err != nil {
 		rs.Err = fmt.Sprintf("replacement's ready line: %v", err)
@@ -242,10 +280,30 @@ func (r *runner) respawnOnce(m *master) (rs Respawn) {
 	}
 	rs.Ready = at - t0
 	m.worker, m.readyAt = pid, at
-	if want := fmt.Sprintf("hello %d\n", pid); string(got) != want {
+	if want := fmt.Sprintf("hello %d\n", pid); string(got) != want && rs.Err == "" {
 		rs.Err = fmt.Sprintf("answer %q, want %q from the replacement", got, want)
 	}
 	return rs
+}
+
+// readAll reads a blocking socket until EOF, at most limit bytes.
+func readAll(fd, limit int) ([]byte, error) {
+	var got []byte
+	buf := make([]byte, 256)
+	for len(got) < limit {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return got, err
+		}
+		if n == 0 {
+			return got, nil
+		}
+		got = append(got, buf[:n]...)
+	}
+	return got, fmt.Errorf("more than %d bytes", limit)
 }
 
 // readReady reads one ready line "pid ns [port]" from the FIFO.

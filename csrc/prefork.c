@@ -89,6 +89,10 @@ struct worker {
 	long long respawn_at; /* ms; 0: none scheduled */
 	int pending_sig;   /* HUP/USR1 to deliver once it is ready */
 	int waiting;       /* a spare that said it waits for its release */
+	int behind;        /* a spare's slot: 1 + the index of the worker it
+			    * was released to, refilled once that one is
+			    * ready (or respawn_at passes); 0: not waiting */
+	long long refill_min; /* ms: and not before this (the backoff) */
 };
 
 static struct worker workers[CDAEMON_MAX_WORKERS];
@@ -461,6 +465,25 @@ static int release(int s, int index)
 	return 0;
 }
 
+/* Spare slot s, just released to worker index, is refilled once that
+ * worker is ready, not at once: a new spare's runtime start is a burst of
+ * CPU (its threads, GC workers and init()s) that would compete with the
+ * released worker's first accept on a small machine, the moment a
+ * replacement is for. The refill waits at most CDAEMON_TIMEOUT (a worker
+ * that never says Ready), and never less than the dead worker's backoff,
+ * so a crashing program still forks at the backoff's pace. */
+static void refill_behind(int s, int index, long long delay)
+{
+	long long now = cdaemon__now_ms();
+	long long bound = cdaemon__state.config.timeout_ms > 0
+				  ? cdaemon__state.config.timeout_ms
+				  : CDAEMON_DEFAULT_TIMEOUT_MS;
+
+	spares[s].behind = 1 + index;
+	spares[s].respawn_at = now + (bound > delay ? bound : delay);
+	spares[s].refill_min = now + delay;
+}
+
 /* The spare to release: one that waits already, else one starting, or
  * -1. */
 static int pick_spare(void)
@@ -506,6 +529,7 @@ static void dismiss(struct worker *table)
 			close(table[s].sock);
 		table[s].sock = -1;
 		table[s].respawn_at = 0;
+		table[s].behind = 0;
 	}
 }
 
@@ -698,12 +722,15 @@ static void reap_workers(void)
 		long long delay = backoff(w->crashes);
 		s = pick_spare();
 		if (s >= 0 && release(s, i) == 0) {
-			/* The new spare behind it pays the backoff. */
-			spares[s].respawn_at = now + delay;
+			refill_behind(s, i, delay);
+			char after[64] = "";
+			if (delay > 0)
+				snprintf(after, sizeof after,
+					 ", in %lld ms at the soonest", delay);
 			logf_("worker[%d] (pid %ld) %s after %lld ms; spare (pid "
-			      "%ld) released in its place, a new spare in %lld "
-			      "ms",
-			      i, (long)pid, how, age, (long)w->pid, delay);
+			      "%ld) released in its place, a new spare once it "
+			      "is ready%s",
+			      i, (long)pid, how, age, (long)w->pid, after);
 			continue;
 		}
 		w->respawn_at = now + delay;
@@ -1053,7 +1080,7 @@ static void handle_master_signal(const struct signalfd_siginfo *si, int sigfd,
 		logf_("TTIN: %d workers", target);
 		int s = pick_spare();
 		if (s >= 0 && release(s, target - 1) == 0) {
-			spares[s].respawn_at = cdaemon__now_ms();
+			refill_behind(s, target - 1, 0);
 			logf_("worker[%d]: spare (pid %ld) released",
 			      target - 1, (long)workers[target - 1].pid);
 		} else {
@@ -1096,7 +1123,17 @@ static int keep_spares(int sigfd, long long now, long long *wake)
 		struct worker *sp = &spares[s];
 		if (sp->pid != 0)
 			continue;
+		if (sp->behind > 0) {
+			const struct worker *w = &workers[sp->behind - 1];
+			if (w->pid <= 0 || w->ready) {
+				/* Served (or gone): refill after the backoff. */
+				sp->behind = 0;
+				if (sp->refill_min < sp->respawn_at)
+					sp->respawn_at = sp->refill_min;
+			}
+		}
 		if (sp->respawn_at <= now) {
+			sp->behind = 0;
 			int r = fork_worker(sp, IN_SPARE, sigfd);
 			if (r != IN_MASTER)
 				return r;

@@ -8,8 +8,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +26,7 @@ func (d *daemon) waitSpare(not ...int) int {
 	var spare int
 	waitFor(d.t, "a waiting spare", func() bool {
 		for _, p := range d.workers() {
-			if proctest.Title(p) == "prefork: spare" && !contains(not, p) &&
+			if strings.HasSuffix(proctest.Title(p), ": spare") && !contains(not, p) &&
 				regexp.MustCompile(fmt.Sprintf(`spare \(pid %d\) waiting`, p)).MatchString(d.log()) {
 				spare = p
 				return true
@@ -65,7 +67,7 @@ func TestSpareReplacesKilledWorker(t *testing.T) {
 	if err := unix.Kill(victim, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	d.waitLog(regexp.MustCompile(fmt.Sprintf(`worker\[0\] \(pid %d\) was killed by signal 9 \([^)]*\) after \d+ ms; spare \(pid %d\) released in its place, a new spare in \d+ ms`, victim, spare)))
+	d.waitLog(regexp.MustCompile(fmt.Sprintf(`worker\[0\] \(pid %d\) was killed by signal 9 \([^)]*\) after \d+ ms; spare \(pid %d\) released in its place, a new spare once it is ready`, victim, spare)))
 	waitFor(t, "the spare titled worker[0]", func() bool {
 		return proctest.Title(spare) == "prefork: worker[0]"
 	}, d.logTail)
@@ -76,6 +78,14 @@ func TestSpareReplacesKilledWorker(t *testing.T) {
 	next := d.waitSpare(spare)
 	if next == victim {
 		t.Fatalf("the new spare is the killed worker %d", victim)
+	}
+	// The new spare is forked only once the released one is ready: its
+	// runtime start must not compete with the replacement's first accept.
+	log := d.log()
+	readyAt := strings.Index(log, fmt.Sprintf("worker[0] (pid %d) ready", spare))
+	startedAt := strings.Index(log, fmt.Sprintf("spare started (pid %d)", next))
+	if readyAt < 0 || startedAt < readyAt {
+		t.Errorf("the new spare %d was started before the released spare %d was ready (log offsets %d, %d)", next, spare, startedAt, readyAt)
 	}
 	answered := map[int]bool{}
 	waitFor(t, "an answer from the released spare", func() bool {
@@ -91,6 +101,42 @@ func TestSpareReplacesKilledWorker(t *testing.T) {
 	workers := d.workers()
 	d.signal(unix.SIGQUIT)
 	d.waitLog(regexp.MustCompile(fmt.Sprintf(`spare \(pid %d\) exited with status 0`, next)))
+	d.stopped(workers)
+}
+
+// A released spare that never gets ready does not leave the master
+// without a spare for good: the refill waits for its Ready at most
+// CDAEMON_TIMEOUT.
+func TestSpareRefillWithoutReady(t *testing.T) {
+	d := install(t, versioned(t, "v1", ""))
+	hangIf := filepath.Join(d.dir, "hang")
+	d.start("CDAEMON_WORKERS=1", "CDAEMON_SPARES=1", "CDAEMON_LISTEN=tcp:127.0.0.1:0",
+		"CDAEMON_TIMEOUT=3s", "VERSIONED_HANG_IF="+hangIf)
+	d.waitWorkers(2)
+	spare := d.waitSpare()
+	var victim int
+	for _, p := range d.workers() {
+		if p != spare {
+			victim = p
+		}
+	}
+	// The spare checks the file only once released: it will hang.
+	if err := os.WriteFile(hangIf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(victim, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(regexp.MustCompile(fmt.Sprintf(`spare \(pid %d\) released in its place, a new spare once it is ready`, spare)))
+	next := d.waitSpare(spare)
+	if strings.Contains(d.log(), fmt.Sprintf("worker[0] (pid %d) ready", spare)) {
+		t.Fatalf("the released spare %d got ready: the test proves nothing", spare)
+	}
+	if next == victim || next == spare {
+		t.Fatalf("new spare %d: the victim %d or the released spare %d", next, victim, spare)
+	}
+	workers := d.workers()
+	d.signal(unix.SIGTERM)
 	d.stopped(workers)
 }
 

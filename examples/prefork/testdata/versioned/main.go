@@ -6,7 +6,9 @@
 //
 // A build with -X main.broken=1 fails before Ready, with a message that
 // names its version: the bad release an upgrade must roll back; with
-// -X main.hang=1 it never gets ready (blocks before Ready).
+// -X main.hang=1 it never gets ready (blocks before Ready). So does a
+// worker started while the file VERSIONED_HANG_IF names exists: a worker
+// (or a released spare) that hangs while the others went on.
 //
 // QUIT stops it gracefully: it stops accepting and finishes the
 // connections it holds; INT and TERM drop them. It serves every socket
@@ -51,6 +53,11 @@ func serve(d *gowrap.Daemon) error {
 	}
 	if len(ls) == 0 {
 		return errors.New("versioned: no socket: set CDAEMON_LISTEN")
+	}
+	if p := os.Getenv("VERSIONED_HANG_IF"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			hang = "1"
+		}
 	}
 	if hang != "" {
 		<-d.Context().Done()
