@@ -143,7 +143,7 @@ func (r *runner) prefork(res *Results) error {
 			m.RSSKB, _ = statusKB(m.pid, "VmRSS")
 			m.HWMKB, _ = statusKB(m.pid, "VmHWM")
 			m.Threads, _ = statusKB(m.pid, "Threads")
-			m.SpareRSSKB, m.SparePSSKB = spareMemory(m.pid)
+			m.SpareRSSKB, m.SparePSSKB = spareMemory(m.pid, m.log, time.Now().Add(r.timeout))
 		}
 		res.Masters = append(res.Masters, m.Master)
 	}
@@ -330,23 +330,38 @@ func readReady(fd int, deadline time.Time) (pid int, at time.Duration, port int,
 }
 
 // spareMemory is the resident set and the Pss of master's child titled
-// "...: spare", in kB; 0, 0 when it has none.
-func spareMemory(master int) (rss, pss int) {
-	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master, master))
-	for _, f := range strings.Fields(string(kids)) {
-		pid, _ := strconv.Atoi(f)
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if !strings.HasSuffix(strings.TrimRight(string(cmdline), "\x00"), ": spare") {
-			continue
+// "...: spare", in kB, once the master logged it waiting (its runtime
+// started and its init()s done: a new spare is forked only once the
+// worker it follows is ready, so right after a respawn it may still be
+// starting); 0, 0 for a master that keeps none, or none by the deadline.
+func spareMemory(master int, logPath string, deadline time.Time) (rss, pss int) {
+	for {
+		log, _ := os.ReadFile(logPath)
+		if !bytes.Contains(log, []byte("spare started")) {
+			return 0, 0 // a master without spares
 		}
-		rss, _ = statusKB(pid, "VmRSS")
-		rollup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-		for _, line := range strings.Split(string(rollup), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && k == "Pss" {
-				pss, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", master, master))
+		for _, f := range strings.Fields(string(kids)) {
+			pid, _ := strconv.Atoi(f)
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if !strings.HasSuffix(strings.TrimRight(string(cmdline), "\x00"), ": spare") ||
+				!bytes.Contains(log, []byte(fmt.Sprintf("spare (pid %d) waiting", pid))) {
+				continue
 			}
+			rss, _ = statusKB(pid, "VmRSS")
+			rollup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+			for _, line := range strings.Split(string(rollup), "\n") {
+				if k, v, ok := strings.Cut(line, ":"); ok && k == "Pss" {
+					pss, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+				}
+			}
+			return rss, pss
 		}
-		return rss, pss
+		if time.Now().After(deadline) {
+			return 0, 0
+		}
+		// The harness, not a test: a short bounded poll of the master's
+		// log and /proc, after the measurements are done.
+		time.Sleep(10 * time.Millisecond)
 	}
-	return 0, 0
 }

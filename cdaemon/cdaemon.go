@@ -10,6 +10,7 @@ package cdaemon
 #include "../csrc/internal.h"
 extern int cdaemon_go_constructor_ran;
 static const struct cdaemon_variable *cdaemon_go_variables(void) { return cdaemon__variables; }
+static int cdaemon_go_spare(void) { return cdaemon__state.spare; }
 */
 import "C"
 
@@ -583,8 +584,22 @@ var spareMu sync.Mutex
 // its spare waits. When the master stops first, the spare exits 0 there.
 func awaitRelease() {
 	spareMu.Lock()
+	defer spareMu.Unlock()
+	if C.cdaemon_go_spare() != 0 {
+		warmNetpoller()
+	}
 	C.cdaemon_spare_wait()
-	spareMu.Unlock()
+}
+
+// warmNetpoller starts the runtime's network poller (its epoll instance
+// and wake-up fd, made on the first pollable file) while a spare waits,
+// not on the replacement's way to its first Accept: a pipe is pollable,
+// so opening one is enough.
+func warmNetpoller() {
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
 }
 
 // ListenError is ListenFDs' error: Msg names the variable and its value,
