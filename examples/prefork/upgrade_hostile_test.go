@@ -306,10 +306,15 @@ func TestUpgradeConcurrent(t *testing.T) {
 				waitFor(t, "v3 alone", func() bool { return versionsOf(t, d.port, 1)["v3"] == 1 && len(d.workers()) == 1 }, d.logTail)
 				ws = d.workers()
 			} else {
-				// Every old process exits; the pid file names the last.
-				waitFor(t, "one process", func() bool {
+				// Every old process exits; the pid file names the
+				// last, which the test (the subreaper) adopted. Its
+				// parent's exe is gone before the parent has handed
+				// its children on (exit_mm comes before exit_notify):
+				// the parent pid tells.
+				waitFor(t, "one process, adopted by the test", func() bool {
 					nu := proctest.ReadPIDFile(t, d.pidFile)
-					return len(ourProcesses()) == 1 && ourProcesses()[0] == nu
+					st, err := proctest.ReadStat(nu)
+					return err == nil && st.PPID == testPID && len(ourProcesses()) == 1 && ourProcesses()[0] == nu
 				}, d.logTail)
 				d.master = proctest.ReadPIDFile(t, d.pidFile)
 			}
