@@ -181,26 +181,45 @@ const char *cdaemon__upgrade_var(void);
  * memfd (close-on-exec), or -1 with the reason in err. */
 int cdaemon__single_state(int nlisten, const char *names, int pid_fd,
 			  int ready_fd, char *err, size_t errlen);
-/* Old process: the successor's record on sock, until deadline_ms:
- * 1 READY, 0 FAIL (its text in text), -1 EOF, -2 timeout. */
-int cdaemon__single_await(int sock, long long deadline_ms, char *text,
-			  size_t len);
+/* Old process: the successor's record on sock, until deadline_ms or
+ * until abort_fd (-1: none) is readable: 1 READY, 0 FAIL (its text in
+ * text), -1 EOF, -2 timeout, -3 abandoned. */
+int cdaemon__single_await(int sock, int abort_fd, long long deadline_ms,
+			  char *text, size_t len);
 /* Old process, once the successor is ready: the pid file and the socket
  * files are its successor's now (closed here, never removed). */
 void cdaemon__single_handover(void);
 /* Old process, after a failed upgrade: its own pid into the pid file
  * again (the successor may have written its own before it was stopped). */
 int cdaemon__single_keep(void);
-/* USR2 with its siginfo: a handler that writes {si_code, si_int, si_pid}
- * (three int32) to a pipe. The pipe's reading end, or -1. */
+/* USR2 with its siginfo: a handler that writes one struct cdaemon_usr2
+ * to a pipe. The pipe's reading end, or -1. */
+struct cdaemon_usr2 {
+	int32_t code;   /* si_code: SI_QUEUE from `app upgrade` */
+	int32_t pid;    /* si_pid, the sender */
+	uint64_t token; /* si_value, as the asker queued it */
+};
 int cdaemon__single_watch(void);
+/* 1 if that handler is still USR2's (a program's signal.Notify replaces
+ * it with Go's), else 0. */
+int cdaemon__single_watching(void);
 /* New image, from the constructor: adopt the state at fd. Returns into
  * the program as a daemon that is not ready yet; exits 64 with a message
  * (and FAIL to the old process) on a state it cannot use. */
 void cdaemon__single_adopt(int fd);
-/* The outcome, one datagram "<token> ok|fail <text>" to the abstract name
- * "cdaemon-upgrade-<master>". 0, or -1 with errno (nobody listens). */
-int cdaemon__upgrade_report(pid_t master, unsigned token, int ok,
+/* What an upgrade tells the one who asked (upgrade.c). */
+#define CDAEMON_UPGRADE_FAIL 0     /* refused, rolled back or abandoned */
+#define CDAEMON_UPGRADE_OK 1       /* the new code serves */
+#define CDAEMON_UPGRADE_ACCEPTED 2 /* begun; the outcome follows */
+/* The abstract socket name (without its leading NUL) that the asker of
+ * the request with token binds: "cdaemon-upgrade-<daemon>-<token, 16 hex
+ * digits>". snprintf's return. */
+int cdaemon__upgrade_name(char *buf, size_t len, pid_t daemon,
+			  uint64_t token);
+/* One datagram "<token, 16 hex digits> fail|ok|accepted <text>" to that
+ * name. 0, or -1 with errno (ECONNREFUSED: nobody listens; EAGAIN: the
+ * asker's queue is full). */
+int cdaemon__upgrade_report(pid_t daemon, uint64_t token, int outcome,
 			    const char *text);
 void cdaemon__launcher_wait(pid_t child, pid_t daemon, int sock,
 			    int relay_fd, off_t relay_from, int notify_fd)

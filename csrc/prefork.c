@@ -116,8 +116,8 @@ static int self_fd = -1;   /* O_PATH: this image, during an upgrade */
 static int upgrading;      /* a new generation is starting */
 static long long upgrade_began, upgrade_deadline; /* ms, CLOCK_MONOTONIC */
 static struct {
-	int asked;         /* USR2 came by sigqueue(2): report to it */
-	unsigned token;
+	int asked;      /* USR2 came by sigqueue(2): report to it */
+	uint64_t token; /* its value; kept once answered, to know it again */
 } requester;
 /* The previous generation, serving while the new one starts, then
  * finishing its requests after QUIT. */
@@ -137,7 +137,7 @@ struct upgrade_record {
 	int generation;  /* of the image that wrote it */
 	long long began; /* the USR2, CLOCK_MONOTONIC ms (kept across exec) */
 	int asked;
-	unsigned token;
+	uint64_t token;
 	char exe_path[PATH_MAX];
 	char listen[4096]; /* the applied CDAEMON_LISTEN */
 	int target, nslots, nspares, log_gen;
@@ -789,7 +789,10 @@ static void upgrade_outcome(int ok, const char *text)
 {
 	(void)cdaemon_notify("READY=1");
 	if (requester.asked &&
-	    cdaemon__upgrade_report(master_pid, requester.token, ok, text) < 0)
+	    cdaemon__upgrade_report(master_pid, requester.token,
+				    ok ? CDAEMON_UPGRADE_OK
+				       : CDAEMON_UPGRADE_FAIL,
+				    text) < 0)
 		logf_("upgrade: nobody took the outcome: %s", strerror(errno));
 	requester.asked = 0;
 }
@@ -841,14 +844,33 @@ static void fill_record(int gen, const struct worker *ws, int n,
 }
 
 /* USR2: exec the binary at exe_path with our state. Returns only if the
- * exec failed, the old generation serving on. */
+ * exec failed, the old generation serving on.
+ *
+ * A request refused is answered at once, and the one being carried out
+ * (requester, which crosses the exec in the record) is left alone: a
+ * second `app upgrade` during an upgrade hears "already in progress", the
+ * first still gets its outcome. The same token again is the asker's
+ * resend of a request that was taken (it heard nothing within its wait):
+ * it gets "accepted" again while the upgrade runs and nothing after. */
 static void begin_upgrade(const struct signalfd_siginfo *si)
 {
 	char err[PATH_MAX + 256];
 	const char *why = NULL;
+	int asked = si->ssi_code == SI_QUEUE;
+	/* The asker queues 64 bits as si_value's pointer (ssi_int is only
+	 * its low half). */
+	uint64_t token = si->ssi_ptr;
 
-	requester.asked = si->ssi_code == SI_QUEUE;
-	requester.token = (unsigned)si->ssi_int;
+	if (asked && token != 0 && token == requester.token) {
+		logf_("USR2 from pid %ld: the same request again (%s)",
+		      (long)si->ssi_pid,
+		      upgrading ? "in progress" : "already answered");
+		if (upgrading)
+			(void)cdaemon__upgrade_report(master_pid, token,
+						      CDAEMON_UPGRADE_ACCEPTED,
+						      "in progress");
+		return;
+	}
 	if (!can_upgrade)
 		why = "upgrade in place needs the constructor of the Go "
 		      "binding (the new image adopts the master there)";
@@ -862,19 +884,32 @@ static void begin_upgrade(const struct signalfd_siginfo *si)
 		why = "the executable's path or argv was not found at start";
 	if (why != NULL) {
 		logf_("USR2: no upgrade: %s", why);
-		if (requester.asked)
-			(void)cdaemon__upgrade_report(master_pid,
-						      requester.token, 0, why);
-		requester.asked = 0;
+		if (asked &&
+		    cdaemon__upgrade_report(master_pid, token,
+					    CDAEMON_UPGRADE_FAIL, why) < 0)
+			logf_("upgrade: nobody took the refusal: %s",
+			      strerror(errno));
 		return;
 	}
+	requester.asked = asked;
+	requester.token = asked ? token : 0;
 	upgrade_began = cdaemon__now_ms();
-	if (requester.asked)
+	if (asked)
 		logf_("USR2 from pid %ld: upgrade: exec %s (generation %d)",
 		      (long)si->ssi_pid, exe_path, generation + 1);
 	else
 		logf_("USR2: upgrade: exec %s (generation %d)", exe_path,
 		      generation + 1);
+	if (asked) {
+		char text[PATH_MAX + 64];
+		snprintf(text, sizeof text, "exec %s (generation %d)",
+			 exe_path, generation + 1);
+		if (cdaemon__upgrade_report(master_pid, token,
+					    CDAEMON_UPGRADE_ACCEPTED,
+					    text) < 0)
+			logf_("upgrade: nobody took the acknowledgement: %s",
+			      strerror(errno));
+	}
 	char state[96];
 	snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%lld",
 		 upgrade_began * 1000);

@@ -24,6 +24,10 @@
  * start must leave them to the old process, which serves on. At Ready
  * (ready.c) the child writes its pid into the file through that fd and
  * sends READY on the channel, the readiness record of every start.
+ *
+ * The old process can abandon the start (a stop came first, gowrap's
+ * upgrade.go): cdaemon__single_await then returns at once, and the child
+ * is killed before the handover, even if it said READY meanwhile.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,8 +98,8 @@ int cdaemon__single_state(int nlisten, const char *names, int pid_fd,
 	return fd;
 }
 
-int cdaemon__single_await(int sock, long long deadline_ms, char *text,
-			  size_t len)
+int cdaemon__single_await(int sock, int abort_fd, long long deadline_ms,
+			  char *text, size_t len)
 {
 	struct cdaemon_msg m;
 
@@ -103,12 +107,18 @@ int cdaemon__single_await(int sock, long long deadline_ms, char *text,
 		long long now = cdaemon__now_ms();
 		if (now >= deadline_ms)
 			return -2;
-		struct pollfd p = {.fd = sock, .events = POLLIN};
-		int r = poll(&p, 1, (int)(deadline_ms - now));
+		struct pollfd p[2] = {{.fd = sock, .events = POLLIN},
+				      {.fd = abort_fd, .events = POLLIN}};
+		int r = poll(p, abort_fd >= 0 ? 2 : 1,
+			     (int)(deadline_ms - now));
 		if (r < 0 && errno != EINTR)
 			return -1;
 		if (r <= 0)
 			continue;
+		/* Abandoned (a stop): even if READY is there too, the old
+		 * process has not handed over yet and the stop wins. */
+		if (abort_fd >= 0 && p[1].revents != 0)
+			return -3;
 		ssize_t got = recv(sock, &m, sizeof m, MSG_DONTWAIT);
 		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -156,24 +166,35 @@ int cdaemon__single_keep(void)
 
 /* ---------------------------------------------------------------------
  * USR2 with its siginfo. Go's os/signal gives a channel the signal's
- * number only; the token of `app upgrade` is in si_value (sigqueue(3)).
- * So a C handler takes USR2 from the Go runtime (SA_ONSTACK, which Go
- * requires of handlers that non-Go code installs: os/signal, "Go programs
- * that use cgo") and passes what it saw down a pipe: write(2) is
- * async-signal-safe, and a full pipe drops the request rather than block.
+ * number only; the token of `app upgrade` is in si_value (sigqueue(3)),
+ * 64 bits as its pointer member. So a C handler takes USR2 from the Go
+ * runtime (SA_ONSTACK, which Go requires of handlers that non-Go code
+ * installs: os/signal, "Go programs that use cgo") and passes what it saw
+ * down a pipe: write(2) is async-signal-safe, and a full pipe drops the
+ * request rather than block (the asker, unanswered, says so).
+ *
+ * A program's own signal.Notify for USR2 (or signal.Ignore) installs Go's
+ * handler over this one, which Go then never calls for a signal sent by
+ * another process (runtime/signal_unix.go, sigfwdgo): the request goes
+ * to the program, not here. cdaemon__single_watching tells.
  */
 static int usr2_pipe[2] = {-1, -1};
 
 static void on_usr2(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
-	int32_t m[3] = {si->si_code, si->si_value.sival_int,
-			(int32_t)si->si_pid};
+	struct cdaemon_usr2 m = {.code = si->si_code, .pid = si->si_pid};
 
 	(void)sig;
 	(void)uc;
-	if (write(usr2_pipe[1], m, sizeof m) < 0)
-		(void)0; /* full: this request is lost, the asker times out */
+	/* The union as it is: 8 bytes on LP64; on ILP32 the pointer is
+	 * the int, and the token's high half is lost (the asker's name
+	 * then differs: no report, the asker says it heard nothing). */
+	memcpy(&m.token, &si->si_value,
+	       sizeof si->si_value < sizeof m.token ? sizeof si->si_value
+						    : sizeof m.token);
+	if (write(usr2_pipe[1], &m, sizeof m) < 0)
+		(void)0; /* full: this request is lost */
 	errno = saved;
 }
 
@@ -190,6 +211,15 @@ int cdaemon__single_watch(void)
 	if (sigaction(SIGUSR2, &sa, NULL) < 0)
 		return -1;
 	return usr2_pipe[0];
+}
+
+int cdaemon__single_watching(void)
+{
+	struct sigaction sa;
+
+	if (usr2_pipe[0] < 0 || sigaction(SIGUSR2, NULL, &sa) < 0)
+		return 0;
+	return (sa.sa_flags & SA_SIGINFO) && sa.sa_sigaction == on_usr2;
 }
 
 /* ---------------------------------------------------------------------

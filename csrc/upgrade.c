@@ -16,10 +16,29 @@
  * (cdaemon/constructor.c) and removes it.
  *
  * The outcome goes to whoever asked with sigqueue(2) (gowrap's `app
- * upgrade`): one datagram to the abstract AF_UNIX name
- * "cdaemon-upgrade-<master pid>", which the asker binds with SO_PASSCRED
- * and accepts only from the master's pid (SCM_CREDENTIALS, unix(7)). A
- * plain kill -USR2 carries no token and gets no report.
+ * upgrade`): datagrams to the abstract AF_UNIX name
+ * "cdaemon-upgrade-<daemon pid>-<token>" (cdaemon__upgrade_name), where
+ * the token is the 64-bit random value the asker queued with the signal
+ * (si_value as a pointer: ssi_ptr in a signalfd_siginfo) and the daemon
+ * reads back from it. The asker binds that name with SO_PASSCRED before it
+ * sends the signal and accepts only datagrams from the daemon's pid
+ * (SCM_CREDENTIALS, unix(7)). A name built from the pid alone was one
+ * another local user could bind first (issue 16): the asker's bind then
+ * failed, and one that did not check would have let the squatter read the
+ * outcome. Abstract names are listed in /proc/net/unix, so the token is
+ * no secret once bound: what it buys is that nobody can bind the name
+ * before the asker does. It does not stop a local user who reads the name
+ * there from filling the asker's queue (net.unix.max_dgram_qlen
+ * datagrams) so that the daemon's report finds it full.
+ *
+ * Each request gets "accepted" at once when an upgrade begins for it, then
+ * "ok" or "fail" with the outcome; a request refused (another upgrade in
+ * progress, a stop, not ready) gets "fail" at once. The acknowledgement
+ * is what lets the asker tell a daemon that took the signal from one
+ * where it went elsewhere (a program's own handler) or was lost: a
+ * standard signal does not queue, so a second USR2 sent while one is
+ * pending is dropped although sigqueue(2) succeeds (signal(7)). A plain
+ * kill -USR2 carries no token and gets no report.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -231,20 +250,39 @@ fail:
 	return -1;
 }
 
-int cdaemon__upgrade_report(pid_t master, unsigned token, int ok,
+int cdaemon__upgrade_name(char *buf, size_t len, pid_t daemon,
+			  uint64_t token)
+{
+	return snprintf(buf, len, "cdaemon-upgrade-%ld-%016llx", (long)daemon,
+			(unsigned long long)token);
+}
+
+int cdaemon__upgrade_report(pid_t daemon, uint64_t token, int outcome,
 			    const char *text)
 {
+	static const char *const kinds[] = {
+		[CDAEMON_UPGRADE_FAIL] = "fail",
+		[CDAEMON_UPGRADE_OK] = "ok",
+		[CDAEMON_UPGRADE_ACCEPTED] = "accepted",
+	};
 	struct sockaddr_un sa;
 	char msg[CDAEMON_MSG_TEXT_MAX + 64];
 
+	if (outcome < CDAEMON_UPGRADE_FAIL ||
+	    outcome > CDAEMON_UPGRADE_ACCEPTED) {
+		errno = EINVAL;
+		return -1;
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
-	int n = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1,
-			 "cdaemon-upgrade-%ld", (long)master);
+	/* Abstract: a NUL first, and the length says where it ends. */
+	int n = cdaemon__upgrade_name(sa.sun_path + 1, sizeof sa.sun_path - 1,
+				      daemon, token);
 	socklen_t salen =
 		(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-	int len = snprintf(msg, sizeof msg, "%08x %s %s", token,
-			   ok ? "ok" : "fail", text);
+	int len = snprintf(msg, sizeof msg, "%016llx %s %s",
+			   (unsigned long long)token, kinds[outcome],
+			   text ? text : "");
 	if (len >= (int)sizeof msg)
 		len = (int)sizeof msg - 1;
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

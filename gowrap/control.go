@@ -44,7 +44,8 @@ const controlUsage = `usage: %[1]s start | stop [-graceful] [-timeout D] | resta
   reload   send HUP: reopen logs and call the reload hook
   upgrade  send USR2: the binary now at the daemon's path takes over without
            closing the sockets; exits 0 once the new code serves, 1 with the
-           reason after a rollback (waits -timeout, default CDAEMON_TIMEOUT+10s).
+           reason after a rollback or a refusal (another upgrade in progress,
+           no answer to USR2) (waits -timeout, default CDAEMON_TIMEOUT+10s).
            A prefork master keeps its pid; a single-process daemon starts the
            new code as a new process, which the pid file names once it is
            ready, and the old one finishes its requests and exits

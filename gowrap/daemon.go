@@ -63,6 +63,15 @@ type Daemon struct {
 	upgrading bool // a successor is starting (USR2, upgrade.go)
 	wdStop    chan struct{}
 
+	// The upgrade (upgrade.go): USR2 is ours; the one in progress is
+	// abandoned by closing upgradeAbort, and upgradeDone is closed when
+	// it has ended; upgradeToken is the last request taken.
+	watching       bool
+	upgradeAbort   chan struct{}
+	upgradeAborted bool
+	upgradeDone    chan struct{}
+	upgradeToken   uint64
+
 	listenOnce sync.Once
 	files      []*os.File
 	listenErr  error
@@ -131,6 +140,7 @@ func (d *Daemon) Ready() error {
 	}
 	d.ready = true
 	d.startWatchdog()
+	d.warnUpgrades()
 	return nil
 }
 
@@ -196,15 +206,23 @@ func (d *Daemon) Fail(code int, err error) {
 }
 
 // Close stops the signal handling and the watchdog and removes the pid
-// file and the unix socket files the start made (cdaemon.Cleanup).
-// Idempotent.
+// file and the unix socket files the start made (cdaemon.Cleanup). An
+// upgrade in progress is abandoned first, its new process killed (see
+// upgrade.go). Idempotent.
 func (d *Daemon) Close() error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return nil
 	}
 	d.closed = true
+	upgrade := d.abortUpgradeLocked()
+	d.mu.Unlock()
+	if upgrade != nil {
+		<-upgrade
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	signal.Stop(d.sigs)
 	// The process is on its way out: a late QUIT must not dump every
 	// goroutine (Go's default), nor a HUP or USR1 end it. INT and TERM
@@ -237,6 +255,8 @@ func (d *Daemon) onSignal(sig syscall.Signal) {
 		d.mu.Lock()
 		already := d.stopping
 		d.stopping = true
+		// The stop wins over an upgrade in progress (upgrade.go).
+		d.abortUpgradeLocked()
 		d.mu.Unlock()
 		if already {
 			if graceful {

@@ -47,10 +47,13 @@
 // that child is Ready its Context ends gracefully (a StopError naming
 // SIGUSR2): it finishes its requests and exits, and the child, which the
 // pid file and systemd's MAINPID now name, serves on. A child that fails
-// first is killed and the daemon serves on. Control's upgrade sends the
-// signal and waits for the outcome. A program that wants SIGUSR2 for
-// itself calls signal.Notify for it after Daemonize, and then cannot be
-// upgraded.
+// first is killed and the daemon serves on; so is one that is still
+// starting when the daemon is asked to stop (the stop wins). Control's
+// upgrade sends the signal and waits for the outcome; a second upgrade
+// meanwhile is refused at once. A program that wants SIGUSR2 for itself
+// calls signal.Notify for it after Daemonize, and then cannot be upgraded:
+// Ready logs a warning, and Control's upgrade says the daemon did not
+// answer.
 //
 // # Control
 //

@@ -17,17 +17,44 @@ import (
 
 // The upgrade verb (issue 16). The daemon learns who asked from the
 // signal itself: USR2 is sent with sigqueue(2)'s SI_QUEUE and a random
-// token as its value (ssi_int in the prefork master's signalfd_siginfo),
-// and the outcome comes back as one datagram to the abstract AF_UNIX name
-// upgradeName(pid), bound here with SO_PASSCRED: the kernel stamps the
-// sender's pid (SCM_CREDENTIALS, unix(7)), and only the daemon's pid
-// counts. No file is trusted, and the name being taken means another
-// upgrade of the same daemon is waiting. A plain kill -USR2 carries no
-// token, and the prefork master then reports to nobody.
+// 64-bit token as its value (si_value's pointer: ssi_ptr in the prefork
+// master's signalfd_siginfo, si_value in the single-process daemon's
+// handler), and the answers come back as datagrams to the abstract
+// AF_UNIX name upgradeName(pid, token), bound here with SO_PASSCRED
+// before the signal is sent: the kernel stamps the sender's pid
+// (SCM_CREDENTIALS, unix(7)), and only the daemon's pid counts. No file
+// is trusted. The token in the name is what keeps another local user from
+// binding it first (a name from the pid alone could be squatted: the
+// verb then failed, and an asker that did not notice would have let the
+// squatter read the outcome); it is no secret once bound (/proc/net/unix
+// lists abstract names), and need not be: the name is ours by then, and
+// a datagram from another pid is dropped.
+//
+// The daemon answers "accepted" when the upgrade begins, then "ok" or
+// "fail"; a request it refuses (another upgrade in progress: a second
+// `app upgrade` meanwhile gets that, the first its outcome) gets "fail"
+// at once. No answer at all within upgradeAckWait means the signal went
+// elsewhere: a single-process program that took SIGUSR2 for itself
+// (signal.Notify or signal.Ignore), or a USR2 dropped because another was
+// pending (standard signals do not queue and sigqueue(2) still succeeds,
+// signal(7)). So once, while the daemon shows no USR2 pending
+// (/proc/PID/status ShdPnd), the signal is sent again with the same token,
+// which the daemon recognises (it answers that request once); still no
+// answer, and the verb fails saying so, instead of waiting out its
+// -timeout. A plain kill -USR2 carries no token, and the daemon then
+// reports to nobody.
 
-// upgradeName is the abstract socket name the outcome goes to (csrc/
-// upgrade.c writes the same).
-func upgradeName(pid int) string { return "@cdaemon-upgrade-" + strconv.Itoa(pid) }
+// upgradeName is the abstract socket name the answers to the request
+// with token go to (csrc/upgrade.c, cdaemon__upgrade_name, builds the
+// same).
+func upgradeName(pid int, token uint64) string {
+	return fmt.Sprintf("@cdaemon-upgrade-%d-%016x", pid, token)
+}
+
+// upgradeAckWait is how long the daemon has to acknowledge a request
+// (it does so as it reads the signal: milliseconds) before it is sent
+// again, and as long again before the verb gives up.
+var upgradeAckWait = 2500 * time.Millisecond
 
 // upgradeOutcome is what the daemon said.
 type upgradeOutcome struct {
@@ -35,8 +62,21 @@ type upgradeOutcome struct {
 	text string
 }
 
-// listenUpgrade binds the outcome socket for pid.
-func listenUpgrade(pid int) (int, error) {
+// newUpgradeToken is a random, non-zero token.
+func newUpgradeToken() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		if t := binary.NativeEndian.Uint64(b[:]); t != 0 {
+			return t, nil
+		}
+	}
+}
+
+// listenUpgrade binds the socket the answers to token go to.
+func listenUpgrade(pid int, token uint64) (int, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
@@ -45,12 +85,10 @@ func listenUpgrade(pid int) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: upgradeName(pid)}); err != nil {
+	name := upgradeName(pid, token)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: name}); err != nil {
 		unix.Close(fd)
-		if errors.Is(err, unix.EADDRINUSE) {
-			return -1, fmt.Errorf("another upgrade of pid %d is waiting for its outcome", pid)
-		}
-		return -1, err
+		return -1, fmt.Errorf("bind %s: %w", name, err)
 	}
 	return fd, nil
 }
@@ -58,17 +96,17 @@ func listenUpgrade(pid int) (int, error) {
 // sigqueueUSR2 sends USR2 with token as its value, through the pidfd of
 // the verified daemon (pidfd_send_signal(2) takes a siginfo as
 // rt_sigqueueinfo(2) does), or by pid without one.
-func sigqueueUSR2(pidfd, pid int, token uint32) error {
-	// siginfo_t as the kernel lays it out for SI_QUEUE on Linux:
+func sigqueueUSR2(pidfd, pid int, token uint64) error {
+	// siginfo_t as the kernel lays it out for SI_QUEUE on 64-bit Linux:
 	// si_signo, si_errno, si_code, padding, then si_pid, si_uid and
-	// si_value (a union of int and pointer) at 16, 20 and 24.
+	// si_value (a union of int and pointer: 8 bytes) at 16, 20 and 24.
 	var info [128]byte
 	binary.NativeEndian.PutUint32(info[0:], uint32(unix.SIGUSR2))
 	code := int32(-1) // SI_QUEUE
 	binary.NativeEndian.PutUint32(info[8:], uint32(code))
 	binary.NativeEndian.PutUint32(info[16:], uint32(unix.Getpid()))
 	binary.NativeEndian.PutUint32(info[20:], uint32(unix.Getuid()))
-	binary.NativeEndian.PutUint32(info[24:], token)
+	binary.NativeEndian.PutUint64(info[24:], token)
 	var errno unix.Errno
 	if pidfd >= 0 {
 		_, _, errno = unix.Syscall6(unix.SYS_PIDFD_SEND_SIGNAL, uintptr(pidfd), uintptr(unix.SIGUSR2),
@@ -83,22 +121,80 @@ func sigqueueUSR2(pidfd, pid int, token uint32) error {
 	return nil
 }
 
-// awaitUpgrade reads datagrams on fd until one from pid carries token, the
-// daemon exits (pidfd readable), or timeout.
-func awaitUpgrade(fd, pidfd, pid int, token string, timeout time.Duration) (upgradeOutcome, error) {
-	deadline := time.Now().Add(timeout)
+// usr2Pending reports whether process pid has a USR2 pending (queued for
+// the process, not yet taken by a thread or read from a signalfd), as
+// /proc/PID/status shows it (ShdPnd, a hex mask, bit signo-1).
+func usr2Pending(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "ShdPnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(uint(unix.SIGUSR2)-1)) != 0
+		}
+	}
+	return false
+}
+
+// upgradeAsk is one request, waiting for its answers.
+type upgradeAsk struct {
+	fd, pidfd, pid int
+	token          uint64
+	send           func() error // sends the signal (again)
+	pending        func() bool  // the daemon has a USR2 pending
+	ackWait        time.Duration
+}
+
+// await reads datagrams until one from the daemon's pid gives this
+// request's outcome, the daemon exits (pidfd readable), it acknowledged
+// nothing (see the header), or timeout.
+func (a *upgradeAsk) await(timeout time.Duration) (upgradeOutcome, error) {
+	start := time.Now()
+	deadline := start.Add(timeout)
+	check := start.Add(a.ackWait) // the next look for an acknowledgement
+	accepted, resent := false, false
+	tok := fmt.Sprintf("%016x", a.token)
 	buf := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
 	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return upgradeOutcome{}, fmt.Errorf("no outcome from pid %d within %v", pid, timeout)
+		now := time.Now()
+		if !now.Before(deadline) {
+			if !accepted {
+				return upgradeOutcome{}, fmt.Errorf("no answer from pid %d within %v", a.pid, timeout)
+			}
+			return upgradeOutcome{}, fmt.Errorf("no outcome from pid %d within %v (it began the upgrade)", a.pid, timeout)
 		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if pidfd >= 0 {
-			fds = append(fds, unix.PollFd{Fd: int32(pidfd), Events: unix.POLLIN})
+		if !accepted && !now.Before(check) {
+			switch {
+			case a.pending():
+				// Not read yet: the daemon is slow, not deaf.
+				check = now.Add(a.ackWait)
+			case !resent:
+				if err := a.send(); err != nil {
+					return upgradeOutcome{}, fmt.Errorf("signal pid %d again: %w", a.pid, err)
+				}
+				resent = true
+				check = now.Add(a.ackWait)
+			default:
+				return upgradeOutcome{}, fmt.Errorf("pid %d did not answer USR2 (sent twice, %v): "+
+					"it does not take upgrades (its program took SIGUSR2 for itself: signal.Notify or signal.Ignore), "+
+					"or its answers cannot reach this process (abstract socket names are per network namespace), "+
+					"or the signal was lost; its log may say which",
+					a.pid, now.Sub(start).Round(100*time.Millisecond))
+			}
+			continue
 		}
-		if _, err := unix.Poll(fds, int(left/time.Millisecond)+1); err != nil {
+		wake := deadline
+		if !accepted && check.Before(wake) {
+			wake = check
+		}
+		fds := []unix.PollFd{{Fd: int32(a.fd), Events: unix.POLLIN}}
+		if a.pidfd >= 0 {
+			fds = append(fds, unix.PollFd{Fd: int32(a.pidfd), Events: unix.POLLIN})
+		}
+		if _, err := unix.Poll(fds, int(time.Until(wake)/time.Millisecond)+1); err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
@@ -106,26 +202,30 @@ func awaitUpgrade(fd, pidfd, pid int, token string, timeout time.Duration) (upgr
 		}
 		if fds[0].Revents&unix.POLLIN == 0 {
 			if len(fds) > 1 && fds[1].Revents != 0 {
-				return upgradeOutcome{}, fmt.Errorf("pid %d exited during the upgrade", pid)
+				return upgradeOutcome{}, fmt.Errorf("pid %d exited during the upgrade", a.pid)
 			}
 			continue
 		}
-		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_DONTWAIT)
+		n, oobn, _, _, err := unix.Recvmsg(a.fd, buf, oob, unix.MSG_DONTWAIT)
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				continue
 			}
 			return upgradeOutcome{}, err
 		}
-		if sender(oob[:oobn]) != pid {
+		if sender(oob[:oobn]) != a.pid {
 			continue // not from the daemon: anyone may send to the name
 		}
-		tok, rest, _ := strings.Cut(string(buf[:n]), " ")
-		status, text, _ := strings.Cut(rest, " ")
-		if tok != token {
-			continue // an answer to another request
+		got, rest, _ := strings.Cut(string(buf[:n]), " ")
+		kind, text, _ := strings.Cut(rest, " ")
+		switch {
+		case got != tok:
+			continue // not this request's
+		case kind == "accepted":
+			accepted = true
+		case kind == "ok" || kind == "fail":
+			return upgradeOutcome{ok: kind == "ok", text: text}, nil
 		}
-		return upgradeOutcome{ok: status == "ok", text: text}, nil
 	}
 }
 
@@ -145,30 +245,36 @@ func sender(oob []byte) int {
 
 // upgrade asks the verified daemon to upgrade in place (USR2) and waits
 // for the outcome: 0 once the new code serves, ExitFailed with the
-// daemon's reason after a rollback.
+// daemon's reason after a rollback or a refusal.
 func (c *controller) upgrade(timeout time.Duration) int {
 	pid, pidfd, code := c.live()
 	if code != 0 {
 		return code
 	}
 	defer closeFD(pidfd)
-	fd, err := listenUpgrade(pid)
+	token, err := newUpgradeToken()
+	if err != nil {
+		fmt.Fprintf(c.stderr, "%s: upgrade: %v\n", c.prog, err)
+		return ExitFailed
+	}
+	// Bound before the signal goes: the answer has somewhere to land.
+	fd, err := listenUpgrade(pid, token)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "%s: upgrade pid %d: %v\n", c.prog, pid, err)
 		return ExitFailed
 	}
 	defer unix.Close(fd)
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		fmt.Fprintf(c.stderr, "%s: upgrade: %v\n", c.prog, err)
-		return ExitFailed
+	ask := &upgradeAsk{
+		fd: fd, pidfd: pidfd, pid: pid, token: token,
+		send:    func() error { return sigqueueUSR2(pidfd, pid, token) },
+		pending: func() bool { return usr2Pending(pid) },
+		ackWait: upgradeAckWait,
 	}
-	token := binary.NativeEndian.Uint32(b[:])
-	if err := sigqueueUSR2(pidfd, pid, token); err != nil {
+	if err := ask.send(); err != nil {
 		fmt.Fprintf(c.stderr, "%s: upgrade: signal pid %d: %v\n", c.prog, pid, err)
 		return ExitFailed
 	}
-	out, err := awaitUpgrade(fd, pidfd, pid, fmt.Sprintf("%08x", token), timeout)
+	out, err := ask.await(timeout)
 	switch {
 	case err != nil:
 		fmt.Fprintf(c.stderr, "%s: upgrade: %v\n", c.prog, err)
@@ -207,10 +313,26 @@ func upgradeWait(opts Options) time.Duration {
 // killed, this process serves on with its pid in the pid file, and the
 // child's message goes to the asker.
 //
+// A stop (INT, TERM, QUIT, or Close) while the child starts wins over the
+// upgrade, as it does in the prefork master: the child is killed and
+// reaped (SIGKILL: a child that said READY holds the pid file and the
+// socket files as its own, and its cleanup would remove them), this
+// process's pid goes back into the pid file, the asker hears that the
+// upgrade was abandoned, and the stop goes on; Close waits for that
+// before it removes the pid file, so the file is never removed from under
+// a child that goes on, and no child is left half-started. Handing over
+// and a stop are serialised by d.mu: a stop that comes after the handover
+// finds the daemon stopping already (the old process's, not the new
+// one's). If the old process dies without its Close (SIGKILL, a crash,
+// os.Exit), nothing kills the child: it goes on, and once Ready it owns
+// the pid file (its pid, its lock), so the daemon is the child's then.
+//
 // The pid changes, where the prefork master keeps its own: a Go process
 // cannot exec itself and keep serving meanwhile, while the master is a C
-// loop that can. A program that wants USR2 for itself calls
-// signal.Notify for it after Daemonize, and is then not upgradable.
+// loop that can. A program that wants USR2 for itself calls signal.Notify
+// for it after Daemonize, and is then not upgradable: Go's handler
+// replaces ours, `app upgrade` hears no answer and says so, and Ready logs
+// a warning if that happened before it.
 
 // startExe is the executable's path at start: a new file renamed over it
 // is what an upgrade starts.
@@ -230,6 +352,9 @@ func (d *Daemon) watchUpgrades() {
 	if reqs == nil {
 		return // the init mode
 	}
+	d.mu.Lock()
+	d.watching = true
+	d.mu.Unlock()
 	go func() {
 		for {
 			select {
@@ -242,10 +367,28 @@ func (d *Daemon) watchUpgrades() {
 	}()
 }
 
+// warnUpgrades logs, at Ready, that the program took USR2 for itself.
+func (d *Daemon) warnUpgrades() {
+	if d.watching && !cdaemon.UpgradesTaken() {
+		d.logger.Warn("SIGUSR2 is the program's own (signal.Notify or signal.Ignore): " +
+			"this daemon cannot be upgraded, and `upgrade` says so")
+	}
+}
+
 // beginUpgrade refuses the request at once or starts the successor on a
 // goroutine of its own, so that a second request is refused meanwhile.
 func (d *Daemon) beginUpgrade(r cdaemon.UpgradeRequest) {
 	d.mu.Lock()
+	if r.Queued && r.Token != 0 && r.Token == d.upgradeToken {
+		// The asker heard nothing and sent it again: answered once.
+		busy := d.upgrading
+		d.mu.Unlock()
+		d.logger.Info("USR2: the same request again", "from", r.From, "in_progress", busy)
+		if busy {
+			_ = cdaemon.AcceptUpgrade(r.Token, "in progress")
+		}
+		return
+	}
 	why := ""
 	switch {
 	case d.closed || d.stopping:
@@ -257,8 +400,14 @@ func (d *Daemon) beginUpgrade(r cdaemon.UpgradeRequest) {
 	case startExe == "":
 		why = "the executable's path was not found at start"
 	}
+	var abort, done chan struct{}
 	if why == "" {
 		d.upgrading = true
+		abort, done = make(chan struct{}), make(chan struct{})
+		d.upgradeAbort, d.upgradeDone, d.upgradeAborted = abort, done, false
+		if r.Queued {
+			d.upgradeToken = r.Token
+		}
 	}
 	d.mu.Unlock()
 	if why != "" {
@@ -266,7 +415,20 @@ func (d *Daemon) beginUpgrade(r cdaemon.UpgradeRequest) {
 		d.reportUpgrade(r, false, why)
 		return
 	}
-	go d.upgrade(r)
+	go d.upgrade(r, abort, done)
+}
+
+// abortUpgradeLocked abandons the upgrade in progress, if any (d.mu
+// held), and returns a channel closed once it has ended, or nil.
+func (d *Daemon) abortUpgradeLocked() <-chan struct{} {
+	if !d.upgrading {
+		return nil
+	}
+	if !d.upgradeAborted {
+		close(d.upgradeAbort)
+		d.upgradeAborted = true
+	}
+	return d.upgradeDone
 }
 
 func (d *Daemon) reportUpgrade(r cdaemon.UpgradeRequest, ok bool, text string) {
@@ -278,19 +440,28 @@ func (d *Daemon) reportUpgrade(r cdaemon.UpgradeRequest, ok bool, text string) {
 	}
 }
 
-func (d *Daemon) upgrade(r cdaemon.UpgradeRequest) {
+func (d *Daemon) upgrade(r cdaemon.UpgradeRequest, abort <-chan struct{}, done chan<- struct{}) {
 	defer func() {
 		d.mu.Lock()
 		d.upgrading = false
 		d.mu.Unlock()
+		close(done)
 	}()
 	fail := func(err error) {
 		d.logger.Error("upgrade failed; serving on", "err", err)
 		d.reportUpgrade(r, false, err.Error())
 	}
+	abandoned := func(what string) {
+		text := "the daemon was asked to stop during the upgrade: " + what
+		d.logger.Warn("upgrade abandoned", "reason", text)
+		d.reportUpgrade(r, false, text)
+	}
 	attrs := []any{"exe", startExe}
 	if r.Queued {
 		attrs = append(attrs, "from", r.From)
+		if err := cdaemon.AcceptUpgrade(r.Token, "starting "+startExe); err != nil {
+			d.logger.Warn("upgrade: nobody took the acknowledgement", "err", err)
+		}
 	}
 	d.logger.Info("USR2: upgrade", attrs...)
 	began := time.Now()
@@ -299,7 +470,7 @@ func (d *Daemon) upgrade(r cdaemon.UpgradeRequest) {
 		fail(err)
 		return
 	}
-	s := cdaemon.Successor{Path: startExe, Args: os.Args, Env: os.Environ(), Timeout: d.upgradeTimeout()}
+	s := cdaemon.Successor{Path: startExe, Args: os.Args, Env: os.Environ(), Timeout: d.upgradeTimeout(), Abort: abort}
 	for _, f := range files {
 		// Not f.Fd(): it would make the socket blocking, and with it
 		// the net.Listener that shares its open file description.
@@ -314,26 +485,36 @@ func (d *Daemon) upgrade(r cdaemon.UpgradeRequest) {
 		s.Names = append(s.Names, f.Name())
 	}
 	pid, err := cdaemon.StartSuccessor(s)
+	if errors.Is(err, cdaemon.ErrAbandoned) {
+		abandoned(err.Error())
+		return
+	}
 	if err != nil {
 		fail(err)
 		return
 	}
+	// The switch: a stop that came while the child started (it may
+	// have said READY before the abort was seen) wins; one that comes
+	// after finds this process stopping already.
+	d.mu.Lock()
+	if d.stopping || d.closed {
+		d.mu.Unlock()
+		cdaemon.AbandonSuccessor(pid)
+		abandoned(fmt.Sprintf("pid %d (%s), ready meanwhile, killed", pid, startExe))
+		return
+	}
+	d.stopping = true
+	cdaemon.HandOver()
+	d.mu.Unlock()
 	// NotifyAccess=main: this process is still the main one, and says
 	// which is next (sd_notify(3), MAINPID=).
 	_, _ = cdaemon.Notify("MAINPID=" + strconv.Itoa(pid))
-	cdaemon.HandOver()
-	d.mu.Lock()
-	already := d.stopping
-	d.stopping = true
-	d.mu.Unlock()
 	text := fmt.Sprintf("pid %d serves, ready %d ms after USR2; pid %d finishes its requests and exits",
 		pid, time.Since(began).Milliseconds(), os.Getpid())
 	d.logger.Info("upgraded: "+text, "successor", pid)
 	d.reportUpgrade(r, true, text)
-	if !already {
-		// Not STOPPING=1: systemd's main process is the successor now.
-		d.cancel(&StopError{Signal: unix.SIGUSR2, Graceful: true})
-	}
+	// Not STOPPING=1: systemd's main process is the successor now.
+	d.cancel(&StopError{Signal: unix.SIGUSR2, Graceful: true})
 }
 
 // upgradeTimeout is how long the successor has to be Ready: the

@@ -29,15 +29,17 @@ import (
 )
 
 // versioned builds testdata/versioned as version v (broken: failing
-// before Ready; hang: never ready), once per test binary.
+// before Ready; hang: never ready; hold: held before Ready by FIFOs;
+// usr2: taking SIGUSR2 for itself), once per test binary.
 func versioned(t *testing.T, v string, how string) string {
 	t.Helper()
 	x := "-X main.version=" + v
 	switch how {
-	case "broken":
-		x += " -X main.broken=1"
-	case "hang":
-		x += " -X main.hang=1"
+	case "broken", "hang", "hold", "usr2":
+		x += " -X main." + how + "=1"
+	case "":
+	default:
+		t.Fatalf("versioned: no such build %q", how)
 	}
 	return bins.Go(t, "versioned-"+v+how, "./testdata/versioned", "-ldflags="+x)
 }

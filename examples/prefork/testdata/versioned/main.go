@@ -8,7 +8,12 @@
 // names its version: the bad release an upgrade must roll back; with
 // -X main.hang=1 it never gets ready (blocks before Ready). So does a
 // worker started while the file VERSIONED_HANG_IF names exists: a worker
-// (or a released spare) that hangs while the others went on.
+// (or a released spare) that hangs while the others went on. With
+// -X main.hold=1 it writes "held <pid>" to the FIFO $VERSIONED_HOLD
+// before Ready and waits for a line (or EOF) on the FIFO
+// $VERSIONED_RELEASE, or for its stop: a successor caught half-started.
+// With -X main.usr2=1 it takes SIGUSR2 for itself (signal.Notify, before
+// Ready) and logs "versioned: USR2 is mine" for each.
 //
 // QUIT stops it gracefully: it stops accepting and finishes the
 // connections it holds; INT and TERM drop them. It serves every socket
@@ -18,11 +23,14 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 
 	"github.com/cdaemon/cdaemon/gowrap"
 )
@@ -31,6 +39,8 @@ var (
 	version = "v0"
 	broken  = ""
 	hang    = ""
+	hold    = ""
+	usr2    = ""
 )
 
 func main() {
@@ -62,6 +72,20 @@ func serve(d *gowrap.Daemon) error {
 	if hang != "" {
 		<-d.Context().Done()
 		return nil
+	}
+	if hold != "" {
+		if err := holdOn(d); err != nil {
+			return err
+		}
+	}
+	if usr2 != "" {
+		c := make(chan os.Signal, 4)
+		signal.Notify(c, syscall.SIGUSR2)
+		go func() {
+			for range c {
+				d.Logger().Info("versioned: USR2 is mine")
+			}
+		}()
 	}
 	if err := d.Ready(); err != nil {
 		return err
@@ -96,4 +120,33 @@ func serve(d *gowrap.Daemon) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// holdOn says "held <pid>" on $VERSIONED_HOLD and waits for a line or EOF
+// on $VERSIONED_RELEASE, or for the stop.
+func holdOn(d *gowrap.Daemon) error {
+	f, err := os.OpenFile(os.Getenv("VERSIONED_HOLD"), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("versioned: hold: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "held %d\n", os.Getpid())
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("versioned: hold: %w", err)
+	}
+	released := make(chan error, 1)
+	go func() {
+		r, err := os.Open(os.Getenv("VERSIONED_RELEASE"))
+		if err == nil {
+			_, err = bufio.NewReader(r).ReadString('\n')
+			r.Close()
+		}
+		released <- err
+	}()
+	select {
+	case <-released:
+		return nil
+	case <-d.Context().Done():
+		return errors.New("versioned: stopped while held")
+	}
 }
