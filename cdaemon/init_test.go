@@ -28,17 +28,21 @@ import (
 
 // initReport mirrors testdata/initprog's Report.
 type initReport struct {
-	Mode       string `json:"mode"`
-	Phase      string `json:"phase"`
-	PID        int    `json:"pid"`
-	PPID       int    `json:"ppid"`
-	PGID       int    `json:"pgid"`
-	Daemonized bool   `json:"daemonized"`
-	Leaf       int    `json:"leaf"`
-	HUPs       int    `json:"hups"`
-	NotifyEnv  string `json:"notify_socket"`
-	ListenPID  string `json:"listen_pid"`
-	Watchdog   string `json:"watchdog_pid"`
+	Mode       string   `json:"mode"`
+	Phase      string   `json:"phase"`
+	PID        int      `json:"pid"`
+	PPID       int      `json:"ppid"`
+	PGID       int      `json:"pgid"`
+	Daemonized bool     `json:"daemonized"`
+	Leaf       int      `json:"leaf"`
+	HUPs       int      `json:"hups"`
+	NotifyEnv  string   `json:"notify_socket"`
+	ListenPID  string   `json:"listen_pid"`
+	Watchdog   string   `json:"watchdog_pid"`
+	Member     int      `json:"member"`
+	Sig        int      `json:"sig"`
+	Names      []string `json:"names"`
+	Addr       string   `json:"addr"`
 }
 
 var (
@@ -85,6 +89,16 @@ type initRun struct {
 // PID 1 of a new pid namespace (and CDAEMON_FOREGROUND=1 is the caller's).
 func startInit(t *testing.T, ns bool, mode string, env ...string) *initRun {
 	t.Helper()
+	return startInitWith(t, ns, mode, nil, env...)
+}
+
+// startInitWith is startInit with configure called on the command last,
+// before it starts. The command runs in a session of its own, without a
+// terminal, unless configure says otherwise: an init in the test's
+// session could find the terminal `go test` runs on and take its
+// foreground group (csrc/init.c).
+func startInitWith(t *testing.T, ns bool, mode string, configure func(*exec.Cmd), env ...string) *initRun {
+	t.Helper()
 	bin := need(t, "initprog")[0]
 	dir := realTempDir(t)
 	r := &initRun{t: t, ns: ns, gate: filepath.Join(dir, "gate"), errPath: filepath.Join(dir, "out"),
@@ -107,6 +121,10 @@ func startInit(t *testing.T, ns bool, mode string, env ...string) *initRun {
 	}
 	t.Cleanup(func() { out.Close() })
 	r.cmd.Stdout, r.cmd.Stderr = out, out
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if configure != nil {
+		configure(r.cmd)
+	}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start %v: %v", r.cmd.Args, err)
 	}
