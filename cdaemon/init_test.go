@@ -11,7 +11,6 @@ package cdaemon_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -519,20 +518,7 @@ func TestInitOffAsPID1(t *testing.T) {
 // without their MAINPID; WATCHDOG_PID names the program, which pings.
 func TestInitNotify(t *testing.T) {
 	needUnshare(t)
-	path := filepath.Join(realTempDir(t), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = raw.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, path := notifySocket(t)
 	r := startInit(t, true, "plain", "CDAEMON_FOREGROUND=1", "NOTIFY_SOCKET="+path, "WATCHDOG_PID=1", "INITTEST_NOTIFY=1")
 	init := r.initPID()
 	rep := r.next("ready")
@@ -546,20 +532,8 @@ func TestInitNotify(t *testing.T) {
 	var got []string
 	sawReady, sawStatus := false, false
 	for !(sawReady && sawStatus) {
-		_ = conn.SetReadDeadline(time.Now().Add(ioTimeout))
-		buf, oob := make([]byte, 4096), make([]byte, 256)
-		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			t.Fatalf("after %q: %v", got, err)
-		}
-		msg := string(buf[:n])
+		msg, sender := readNotify(t, conn)
 		got = append(got, msg)
-		var sender int
-		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(cms) > 0 {
-			if cred, err := unix.ParseUnixCredentials(&cms[0]); err == nil {
-				sender = int(cred.Pid)
-			}
-		}
 		if sender != init {
 			t.Errorf("%q came from pid %d, want the init %d", msg, sender, init)
 		}
@@ -569,7 +543,7 @@ func TestInitNotify(t *testing.T) {
 		case msg == "STATUS=program":
 			sawStatus = true
 		default:
-			t.Errorf("unexpected datagram %q (MAINPID must be the init's, 1 in its namespace)", msg)
+			t.Errorf("unexpected datagram %q after %q (MAINPID must be the init's, 1 in its namespace)", msg, got[:len(got)-1])
 		}
 	}
 	sendSig(t, init, unix.SIGTERM)
