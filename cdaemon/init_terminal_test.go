@@ -73,6 +73,9 @@ func TestInitTerminal(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if c.ns {
 				needUnshare(t)
+				if _, err := exec.LookPath("setsid"); err != nil {
+					t.Skipf("setsid(1) (util-linux) not found: %v", err)
+				}
 			}
 			var master, slave *os.File
 			if c.how != "none" {

@@ -45,12 +45,12 @@
  * -g). The init is that job when it leads the foreground process group
  * of its controlling terminal: PID 1 of a container started with a tty
  * (a session leader), or a shell's foreground job. tini and dumb-init
- * look at stdin; here stdin is /dev/null by then (the constructor's
- * daemon(7) steps run in the foreground too), so the terminal is
- * /dev/tty, the controlling terminal itself (tty(4)). A process that
- * runs in its parent's group (from make, a script without job control,
- * a test harness) is not a job of its own: its parent keeps the
- * terminal, and the program alone gets the signals.
+ * look at stdin; here stdin is /dev/null by then unless CDAEMON_NOCLOSE
+ * (the constructor's daemon(7) steps run in the foreground too), so the
+ * terminal is /dev/tty, the controlling terminal itself (tty(4)). A
+ * process that runs in its parent's group (from make, a script without
+ * job control, a test harness) is not a job of its own: its parent keeps
+ * the terminal, and the program alone gets the signals.
  *
  * What a supervisor sees: the init is the process it started and the
  * daemon's pid (pid file, MAINPID). The program's readiness reaches the
