@@ -11,7 +11,6 @@ package cdaemon_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,17 +27,21 @@ import (
 
 // initReport mirrors testdata/initprog's Report.
 type initReport struct {
-	Mode       string `json:"mode"`
-	Phase      string `json:"phase"`
-	PID        int    `json:"pid"`
-	PPID       int    `json:"ppid"`
-	PGID       int    `json:"pgid"`
-	Daemonized bool   `json:"daemonized"`
-	Leaf       int    `json:"leaf"`
-	HUPs       int    `json:"hups"`
-	NotifyEnv  string `json:"notify_socket"`
-	ListenPID  string `json:"listen_pid"`
-	Watchdog   string `json:"watchdog_pid"`
+	Mode       string   `json:"mode"`
+	Phase      string   `json:"phase"`
+	PID        int      `json:"pid"`
+	PPID       int      `json:"ppid"`
+	PGID       int      `json:"pgid"`
+	Daemonized bool     `json:"daemonized"`
+	Leaf       int      `json:"leaf"`
+	HUPs       int      `json:"hups"`
+	NotifyEnv  string   `json:"notify_socket"`
+	ListenPID  string   `json:"listen_pid"`
+	Watchdog   string   `json:"watchdog_pid"`
+	Member     int      `json:"member"`
+	Sig        int      `json:"sig"`
+	Names      []string `json:"names"`
+	Addr       string   `json:"addr"`
 }
 
 var (
@@ -85,6 +88,16 @@ type initRun struct {
 // PID 1 of a new pid namespace (and CDAEMON_FOREGROUND=1 is the caller's).
 func startInit(t *testing.T, ns bool, mode string, env ...string) *initRun {
 	t.Helper()
+	return startInitWith(t, ns, mode, nil, env...)
+}
+
+// startInitWith is startInit with configure called on the command last,
+// before it starts. The command runs in a session of its own, without a
+// terminal, unless configure says otherwise: an init in the test's
+// session could find the terminal `go test` runs on and take its
+// foreground group (csrc/init.c).
+func startInitWith(t *testing.T, ns bool, mode string, configure func(*exec.Cmd), env ...string) *initRun {
+	t.Helper()
 	bin := need(t, "initprog")[0]
 	dir := realTempDir(t)
 	r := &initRun{t: t, ns: ns, gate: filepath.Join(dir, "gate"), errPath: filepath.Join(dir, "out"),
@@ -107,6 +120,10 @@ func startInit(t *testing.T, ns bool, mode string, env ...string) *initRun {
 	}
 	t.Cleanup(func() { out.Close() })
 	r.cmd.Stdout, r.cmd.Stderr = out, out
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if configure != nil {
+		configure(r.cmd)
+	}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start %v: %v", r.cmd.Args, err)
 	}
@@ -501,20 +518,7 @@ func TestInitOffAsPID1(t *testing.T) {
 // without their MAINPID; WATCHDOG_PID names the program, which pings.
 func TestInitNotify(t *testing.T) {
 	needUnshare(t)
-	path := filepath.Join(realTempDir(t), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = raw.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, path := notifySocket(t)
 	r := startInit(t, true, "plain", "CDAEMON_FOREGROUND=1", "NOTIFY_SOCKET="+path, "WATCHDOG_PID=1", "INITTEST_NOTIFY=1")
 	init := r.initPID()
 	rep := r.next("ready")
@@ -528,20 +532,8 @@ func TestInitNotify(t *testing.T) {
 	var got []string
 	sawReady, sawStatus := false, false
 	for !(sawReady && sawStatus) {
-		_ = conn.SetReadDeadline(time.Now().Add(ioTimeout))
-		buf, oob := make([]byte, 4096), make([]byte, 256)
-		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			t.Fatalf("after %q: %v", got, err)
-		}
-		msg := string(buf[:n])
+		msg, sender := readNotify(t, conn)
 		got = append(got, msg)
-		var sender int
-		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(cms) > 0 {
-			if cred, err := unix.ParseUnixCredentials(&cms[0]); err == nil {
-				sender = int(cred.Pid)
-			}
-		}
 		if sender != init {
 			t.Errorf("%q came from pid %d, want the init %d", msg, sender, init)
 		}
@@ -551,7 +543,7 @@ func TestInitNotify(t *testing.T) {
 		case msg == "STATUS=program":
 			sawStatus = true
 		default:
-			t.Errorf("unexpected datagram %q (MAINPID must be the init's, 1 in its namespace)", msg)
+			t.Errorf("unexpected datagram %q after %q (MAINPID must be the init's, 1 in its namespace)", msg, got[:len(got)-1])
 		}
 	}
 	sendSig(t, init, unix.SIGTERM)

@@ -23,10 +23,10 @@
  *  - SIGCHLD is not forwarded: it means "reap", with waitpid(-1, WNOHANG)
  *    in a loop until nothing is left, since signals coalesce.
  *  - The program gets its own process group (setpgid), an empty signal
- *    mask and default dispositions; with a terminal on stdin whose
- *    foreground group is ours, its group becomes the foreground group
- *    (tcsetpgrp, done in the child with TTOU blocked, as tini does). A
- *    group of its own also keeps TSTP/TTIN/TTOU meaningful: the kernel
+ *    mask and default dispositions; when the init is the foreground job
+ *    of its terminal (below), the program's group becomes the foreground
+ *    group (tcsetpgrp, done in the child with TTOU blocked, as tini does).
+ *    A group of its own also keeps TSTP/TTIN/TTOU meaningful: the kernel
  *    discards them for an orphaned process group, and a group whose
  *    parent (the init) is in the same session is not orphaned.
  *  - TTIN and TTOU: tini ignores them so that its own writes to a
@@ -39,10 +39,18 @@
  *  - Exit status: the program's, or 128+N when signal N killed it.
  *
  * Where signals go, the documented rule: to the program alone (tini's
- * default), unless the program runs as the foreground job of a terminal
- * (stdin is a terminal whose foreground group the init had): then to its
- * process group, as tini -g does, because that is what a terminal would
- * do with ^C or ^Z (tini's README gives this reason for -g).
+ * default), unless the program runs as the foreground job of a terminal:
+ * then to its process group, as tini -g does, because that is what a
+ * terminal would do with ^C or ^Z (tini's README gives this reason for
+ * -g). The init is that job when it leads the foreground process group
+ * of its controlling terminal: PID 1 of a container started with a tty
+ * (a session leader), or a shell's foreground job. tini and dumb-init
+ * look at stdin; here stdin is /dev/null by then unless CDAEMON_NOCLOSE
+ * (the constructor's daemon(7) steps run in the foreground too), so the
+ * terminal is /dev/tty, the controlling terminal itself (tty(4)). A
+ * process that runs in its parent's group (from make, a script without
+ * job control, a test harness) is not a job of its own: its parent keeps
+ * the terminal, and the program alone gets the signals.
  *
  * What a supervisor sees: the init is the process it started and the
  * daemon's pid (pid file, MAINPID). The program's readiness reaches the
@@ -69,7 +77,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,7 +152,7 @@ static int open_relay(void)
 
 /* In the program, right after the fork: an ordinary process whose
  * readiness goes to the init. */
-static void become_program(int end, int sigfd, int foreground_tty)
+static void become_program(int end, int sigfd, int tty)
 {
 	struct cdaemon_state *st = &cdaemon__state;
 
@@ -172,8 +179,10 @@ static void become_program(int end, int sigfd, int foreground_tty)
 	(void)setpgid(0, 0);
 	/* TTOU is still blocked here: tcsetpgrp from a background group
 	 * would otherwise stop us. */
-	if (foreground_tty)
-		(void)tcsetpgrp(0, getpgrp());
+	if (tty >= 0) {
+		(void)tcsetpgrp(tty, getpgrp());
+		close(tty);
+	}
 	if (relay >= 0)
 		(void)cdaemon__env_replace("NOTIFY_SOCKET", notify_entry);
 	/* systemd names MAINPID (the init) in WATCHDOG_PID; the program is
@@ -356,6 +365,26 @@ static void forward(int sig)
 	(void)kill(to_group ? -program : program, sig);
 }
 
+/* The controlling terminal, open, when the init is its foreground job:
+ * it leads its process group and that group is the terminal's foreground
+ * group (see the rule at the top). Else -1: no terminal (ENXIO), one
+ * whose foreground is another group (a background job, or a shell's),
+ * or the init is in its parent's group, whose terminal it must not take.
+ * O_NONBLOCK: opening a serial line may otherwise wait for a carrier. */
+static int foreground_terminal(void)
+{
+	if (getpgrp() != getpid())
+		return -1;
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (tcgetpgrp(fd) != getpgrp()) {
+		close(fd);
+		return -1;
+	}
+	return cdaemon__fd_above(fd, 3);
+}
+
 static void init_loop(int sigfd) __attribute__((noreturn));
 static void init_loop(int sigfd)
 {
@@ -420,17 +449,19 @@ void cdaemon__init_run(void)
 	relay = open_relay();
 	/* Only a terminal job whose terminal we have: never steal the
 	 * foreground from a shell (tini's spawn() leaves that as a TODO). */
-	int foreground_tty = isatty(0) && tcgetpgrp(0) == getpgrp();
-	to_group = foreground_tty;
+	int tty = foreground_terminal();
+	to_group = tty >= 0;
 
 	program = fork();
 	if (program < 0)
 		cdaemon__fail_step(CDAEMON_EXIT_OSERR, "init: fork", errno);
 	if (program == 0) {
-		become_program(end, sigfd, foreground_tty);
+		become_program(end, sigfd, tty);
 		return;
 	}
 	close(end);
+	if (tty >= 0)
+		close(tty);
 	prctl(PR_SET_NAME, "cdaemon-init", 0, 0, 0);
 	/* The listeners are the program's; the init keeps none open (their
 	 * socket files it removes at exit, cdaemon_cleanup). */

@@ -10,7 +10,9 @@
  * tells the truth: 0 only once the program was exec'd in the daemon (or,
  * with --notify, once it reported ready). Built on libcdaemon's sequence:
  * double fork, setsid, inherited fds closed, signals reset, pid file locked
- * before anything forks.
+ * before anything forks. With -I the daemon stays behind as the library's
+ * tiny init (csrc/init.c, issue 15) and the program is exec'd in its
+ * child: what tini or dumb-init would add, without a second binary.
  *
  * Exit statuses follow s6's convention for the tool's own errors: 100 for
  * usage, 111 for a failed system call; otherwise the launcher's (see the
@@ -39,7 +41,8 @@
 
 static const char usage_text[] =
 	"usage: cdaemonize [-p pidfile] [-l logfile] [-c dir] [-u user] [-g group]\n"
-	"                  [-m umask] [-t timeout] [--notify[=fd]] -- program [arg...]\n";
+	"                  [-m umask] [-t timeout] [--notify[=fd]] [-I]\n"
+	"                  -- program [arg...]\n";
 
 static const char help_text[] =
 	"NAME\n"
@@ -75,6 +78,13 @@ static const char help_text[] =
 	"                        writing a line to FD (default 3; s6's\n"
 	"                        notification-fd) or by sending READY=1 to\n"
 	"                        $NOTIFY_SOCKET (sd_notify(3))\n"
+	"    -I, --init          the daemon stays behind as a tiny init and\n"
+	"                        program runs as its child: the pid file holds\n"
+	"                        the init's pid; it forwards signals to\n"
+	"                        program, reaps every orphan of program's, and\n"
+	"                        exits with program's status (128+N if signal\n"
+	"                        N killed it) (CDAEMON_INIT=1 of programs\n"
+	"                        built with cdaemon)\n"
 	"    -h, --help          this text\n"
 	"\n"
 	"EXIT STATUS\n"
@@ -90,7 +100,8 @@ static const char help_text[] =
 	"\n"
 	"EXAMPLES\n"
 	"    cdaemonize -p /run/sleep.pid -- sleep 3600\n"
-	"    cdaemonize -p /run/app.pid -l /var/log/app.log --notify -- app --serve\n";
+	"    cdaemonize -p /run/app.pid -l /var/log/app.log --notify -- app --serve\n"
+	"    cdaemonize -I -p /run/app.pid -- app --spawn-helpers\n";
 
 static int usage(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
@@ -130,7 +141,7 @@ static const struct {
 	{"CDAEMON_PIDFILE", "-p"}, {"CDAEMON_LOG", "-l"},
 	{"CDAEMON_DIR", "-c"},	   {"CDAEMON_USER", "-u"},
 	{"CDAEMON_GROUP", "-g"},   {"CDAEMON_UMASK", "-m"},
-	{"CDAEMON_TIMEOUT", "-t"},
+	{"CDAEMON_TIMEOUT", "-t"}, {"CDAEMON_INIT", "-I"},
 };
 
 static void name_options(void)
@@ -179,6 +190,7 @@ int main(int argc, char **argv)
 		{"umask", required_argument, NULL, 'm'},
 		{"timeout", required_argument, NULL, 't'},
 		{"notify", optional_argument, NULL, 'n'},
+		{"init", no_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -189,7 +201,7 @@ int main(int argc, char **argv)
 	name_options();
 	cdaemon_config_init(&cfg);
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:p:l:c:u:g:m:t:n::h", longopts,
+	while ((opt = getopt_long(argc, argv, "+:p:l:c:u:g:m:t:n::Ih", longopts,
 				  &longindex)) != -1) {
 		typed(longopts, longindex, opt, flag, sizeof flag);
 		longindex = -1;
@@ -243,6 +255,13 @@ int main(int argc, char **argv)
 				notify_fd = (int)fd;
 			}
 			break;
+		case 'I':
+			/* The library's init mode, as CDAEMON_INIT=1 asks for
+			 * it (cdaemon_exec in the program; the init follows
+			 * its EXEC record, and its readiness). */
+			cfg.init = 1;
+			cdaemon_set_option_name("CDAEMON_INIT", flag);
+			break;
 		case 'h':
 			fputs(help_text, stdout);
 			return 0;
@@ -250,6 +269,16 @@ int main(int argc, char **argv)
 			/* getopt leaves "-u" or "--user" at optind - 1. */
 			return usage("%s needs a value", argv[optind - 1]);
 		case '?':
+			/* A long option that takes none given a value
+			 * ("--init=1"): getopt sets optopt to its letter. */
+			if (optopt && strncmp(argv[optind - 1], "--", 2) == 0) {
+				const char *arg = argv[optind - 1];
+				const char *eq = strchr(arg, '=');
+				return usage("%.*s takes no value",
+					     (int)(eq ? (size_t)(eq - arg)
+						      : strlen(arg)),
+					     arg);
+			}
 			if (optopt)
 				return usage("unknown option -%c", optopt);
 			return usage("unknown option %s", argv[optind - 1]);

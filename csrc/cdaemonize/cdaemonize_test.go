@@ -267,6 +267,9 @@ func TestOptionGrammar(t *testing.T) {
 	}
 }
 
+// anyPID is a pid in a message, which the table of messages shows as N.
+var anyPID = regexp.MustCompile(`\(pid \d+\)`)
+
 // Every message names the tool and the option as the user typed it, never
 // the CDAEMON_* variable the constructor reads (issue 13): a user who
 // typed -u looks for -u. The library's checks run with the tool's names.
@@ -293,15 +296,20 @@ func TestMessagesNameTheOption(t *testing.T) {
 		{[]string{"-m", "8", "--", "true"}, exitUsage, `cdaemonize: -m "8": want an octal mode from 000 to 777, e.g. 027`},
 		{[]string{"--timeout=5", "--", "true"}, exitUsage, `cdaemonize: --timeout "5": want a positive duration such as 10s, 500ms or 1m30s`},
 		{[]string{"--notify=2", "--", "true"}, exitUsage, `cdaemonize: --notify "2": want an fd from 3 to 1023`},
+		{[]string{"--init=1", "--", "true"}, exitUsage, `cdaemonize: --init takes no value`},
+		{[]string{"--help=x"}, exitUsage, `cdaemonize: --help takes no value`},
 		{[]string{"-u"}, exitUsage, `cdaemonize: -u needs a value`},
 		{[]string{"--group"}, exitUsage, `cdaemonize: --group needs a value`},
 		{[]string{"-x", "--", "true"}, exitUsage, `cdaemonize: unknown option -x`},
 		{[]string{"--bogus", "--", "true"}, exitUsage, `cdaemonize: unknown option --bogus`},
 		{[]string{"--", "cdaemonize-test-no-such-program"}, exitNoProg, `cdaemonize: exec cdaemonize-test-no-such-program: No such file or directory`},
+		{[]string{"-I", "--", "cdaemonize-test-no-such-program"}, exitNoProg, `cdaemonize: exec cdaemonize-test-no-such-program: No such file or directory`},
+		{[]string{"-I", "--notify", "--", "sh", "-c", "exit 3"}, 3, `cdaemonize: daemon (pid N) exited with status 3 before it was ready`},
 	} {
 		args := c.args
 		r := run(t, nil, args...)
 		first, _, _ := strings.Cut(r.stderr, "\n")
+		first = anyPID.ReplaceAllString(first, "(pid N)")
 		if r.code != c.code || first != c.want {
 			t.Errorf("cdaemonize %q: exit %d, first line %q; want %d, %q", args, r.code, first, c.code, c.want)
 		}
@@ -318,7 +326,7 @@ func TestHelp(t *testing.T) {
 		if r.code != 0 || r.stderr != "" {
 			t.Errorf("%s: exit %d, stderr %q", flag, r.code, r.stderr)
 		}
-		for _, want := range []string{"NAME\n", "SYNOPSIS\n", "OPTIONS\n", "EXIT STATUS\n", "--notify", "cdaemonize - "} {
+		for _, want := range []string{"NAME\n", "SYNOPSIS\n", "OPTIONS\n", "EXIT STATUS\n", "--notify", "-I, --init", "cdaemonize - "} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("%s: no %q in:\n%s", flag, want, r.stdout)
 			}
@@ -387,13 +395,14 @@ func stillRunning(t *testing.T, pid int) bool {
 	return proctest.MustStat(t, pid).State != 'Z'
 }
 
-// startNotify starts cdaemonize --notify with the program, which waits on
-// the FIFO, then checks that cdaemonize is still waiting, lets the program
-// notify, and expects exit 0.
-func startNotify(t *testing.T, pidFile, fifoPath string, extraEnv []string, program ...string) *proctest.Child {
+// startNotify starts cdaemonize --notify with flags and the program,
+// which waits on the FIFO, then checks that cdaemonize is still waiting,
+// lets the program notify, and expects exit 0.
+func startNotify(t *testing.T, pidFile, fifoPath string, extraEnv, flags []string, program ...string) *proctest.Child {
 	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command(cdaemonize(t), append([]string{"--notify", "-p", pidFile, "--"}, program...)...)
+	args := append(append([]string{"--notify", "-p", pidFile}, flags...), "--")
+	cmd := exec.Command(cdaemonize(t), append(args, program...)...)
 	cmd.Env = append(proctest.CleanEnv(), extraEnv...)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -431,7 +440,7 @@ func TestNotifyFD(t *testing.T) {
 	t.Parallel()
 	pidFile := filepath.Join(t.TempDir(), "notify.pid")
 	path := fifo(t)
-	d := startNotify(t, pidFile, path, nil,
+	d := startNotify(t, pidFile, path, nil, nil,
 		"sh", "-c", `read line < "$0" && echo ready >&3 && exec sleep 60`, path)
 	// sh notified, then execs sleep in place: the pid in the pid file
 	// becomes sleep.
@@ -450,7 +459,7 @@ func TestNotifySocket(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "notify.pid")
 	path := fifo(t)
 	d := startNotify(t, pidFile, path,
-		[]string{"CDAEMONIZE_TEST_HELPER=notify", "CDAEMONIZE_TEST_FIFO=" + path}, self)
+		[]string{"CDAEMONIZE_TEST_HELPER=notify", "CDAEMONIZE_TEST_FIFO=" + path}, nil, self)
 	environ := proctest.ReadFile(t, d.PID, "environ")
 	if m := regexp.MustCompile(`(?:^|\x00)NOTIFY_SOCKET=([^\x00]*)`).FindStringSubmatch(environ); m == nil || !strings.HasPrefix(m[1], "@") {
 		t.Errorf("the program's NOTIFY_SOCKET: %q, want an abstract socket (@...)", m)
@@ -536,5 +545,148 @@ func TestHostileNotifyOrphan(t *testing.T) {
 	}
 	if s.State != 'Z' || s.PPID != os.Getpid() {
 		t.Errorf("the program's child `sleep 100` (pid %d) is left behind after cdaemonize exited: %+v. Output:\n%s", pid, s, stderr)
+	}
+}
+
+// reapStray kills (SIGKILL) the pids a failed test may leave behind, and
+// reaps those that came to the test process, its subreaper.
+func reapStray(pids ...int) {
+	for _, pid := range pids {
+		if s, err := proctest.ReadStat(pid); err != nil || s.Comm != "sleep" {
+			continue // gone, or its pid is somebody else's now
+		}
+		_ = unix.Kill(pid, unix.SIGKILL)
+		proctest.WaitExit(pid, hang)
+		if s, err := proctest.ReadStat(pid); err == nil && s.PPID == os.Getpid() {
+			_, _ = proctest.Wait4(pid)
+		}
+	}
+}
+
+// -I: the daemon stays behind as the library's init and the program runs
+// as its child (issue 15), checked from outside: the pid file names the
+// init (cdaemon-init, one thread, detached as any daemon);
+// the program is its child, in a process group of its own; an orphan of
+// the program's comes to the init, which reaps it; a second start finds
+// the init running; TERM sent to the init kills the program (sleep has no
+// handler) and the init exits with 128+15; the pid file goes with it.
+func TestInit(t *testing.T) {
+	t.Parallel()
+	for _, flag := range []string{"-I", "--init"} {
+		t.Run(flag, func(t *testing.T) {
+			t.Parallel()
+			pidFile := filepath.Join(t.TempDir(), "init.pid")
+			// The subshell leaves `sleep 61` behind, orphaned; sh then
+			// becomes `sleep 60`, the program.
+			r := run(t, nil, flag, "-p", pidFile, "--", "sh", "-c", "(sleep 61 &); exec sleep 60")
+			if r.code != 0 {
+				t.Fatalf("cdaemonize %s: exit %d\n%s", flag, r.code, r.stderr)
+			}
+			init := proctest.Adopt(t, proctest.ReadPIDFile(t, pidFile))
+			var program, orphan int
+			if !proctest.Eventually(hang, func() bool {
+				program, orphan = 0, 0
+				for _, pid := range proctest.Children(init.PID) {
+					switch proctest.ReadFile(t, pid, "cmdline") {
+					case "sleep\x0060\x00":
+						program = pid
+					case "sleep\x0061\x00":
+						orphan = pid
+					}
+				}
+				return program > 0 && orphan > 0
+			}) {
+				t.Fatalf("the init %d has children %v, want sleep 60 (the program) and sleep 61 (its orphan)", init.PID, proctest.Children(init.PID))
+			}
+			t.Cleanup(func() { reapStray(program, orphan) })
+			st := proctest.MustStatus(t, init.PID)
+			is := proctest.MustStat(t, init.PID)
+			if self := proctest.MustStat(t, os.Getpid()); st["Name"] != "cdaemon-init" || st["Threads"] != "1" || is.PPID != os.Getpid() ||
+				is.Session == self.Session || is.Session == is.PID {
+				t.Errorf("init %+v (%s, %s threads): want cdaemon-init, one thread, detached (a session of its own, not its leader), reparented to the test",
+					is, st["Name"], st["Threads"])
+			}
+			if ps := proctest.MustStat(t, program); ps.PGRP != program || ps.Session != is.Session {
+				t.Errorf("program %+v: want a process group of its own in the init's session", ps)
+			}
+
+			// The orphan ends: the init reaps it, no zombie is left.
+			if err := unix.Kill(orphan, unix.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if !proctest.Eventually(hang, func() bool { _, err := proctest.ReadStat(orphan); return err != nil }) {
+				t.Errorf("the orphan %d was not reaped: %+v", orphan, proctest.MustStat(t, orphan))
+			}
+
+			again := run(t, nil, flag, "-p", pidFile, "--", "true")
+			if again.code != exitRunning || !strings.Contains(again.stderr, fmt.Sprintf("already running (pid %d", init.PID)) {
+				t.Errorf("second start: exit %d, stderr %q; want %d naming the init %d", again.code, again.stderr, exitRunning, init.PID)
+			}
+
+			if err := unix.Kill(init.PID, unix.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := proctest.ExitCode(syscall.WaitStatus(init.Wait(t))); code != 128+int(unix.SIGTERM) {
+				t.Errorf("the init exited %d, want %d (the program killed by TERM)", code, 128+int(unix.SIGTERM))
+			}
+			if _, err := proctest.ReadStat(program); err == nil {
+				t.Errorf("the program %d outlived the init", program)
+			}
+			if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+				t.Errorf("pid file left after the init exited: %v", err)
+			}
+		})
+	}
+}
+
+// -I with --notify: readiness from the program reaches cdaemonize through
+// the init, on fd 3 (a line) or on NOTIFY_SOCKET (READY=1, relayed by the
+// init from a socket of its own: the program's NOTIFY_SOCKET names it).
+func TestInitNotify(t *testing.T) {
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		env     func(fifo string) []string
+		program func(fifo string) []string
+		status  int // the init's, after TERM
+	}{
+		{"fd", func(string) []string { return nil },
+			func(fifo string) []string {
+				return []string{"sh", "-c", `read line < "$0" && echo ready >&3 && exec sleep 60`, fifo}
+			}, 128 + int(unix.SIGTERM)},
+		{"socket", func(fifo string) []string {
+			return []string{"CDAEMONIZE_TEST_HELPER=notify", "CDAEMONIZE_TEST_FIFO=" + fifo}
+		}, func(string) []string { return []string{self} }, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			pidFile := filepath.Join(t.TempDir(), "init.pid")
+			path := fifo(t)
+			init := startNotify(t, pidFile, path, c.env(path), []string{"-I"}, c.program(path)...)
+			if st := proctest.MustStatus(t, init.PID); st["Name"] != "cdaemon-init" {
+				t.Fatalf("the pid file names %d (%s), want the init", init.PID, st["Name"])
+			}
+			kids := proctest.Children(init.PID)
+			if len(kids) != 1 {
+				t.Fatalf("the init %d has children %v, want the program", init.PID, kids)
+			}
+			t.Cleanup(func() { reapStray(kids[0]) })
+			if c.name == "socket" {
+				environ := proctest.ReadFile(t, kids[0], "environ")
+				if m := regexp.MustCompile(`(?:^|\x00)NOTIFY_SOCKET=([^\x00]*)`).FindStringSubmatch(environ); m == nil || !strings.HasPrefix(m[1], "@cdaemon-init/") {
+					t.Errorf("the program's NOTIFY_SOCKET: %q, want the init's relay (@cdaemon-init/...)", m)
+				}
+			}
+			if err := unix.Kill(init.PID, unix.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := proctest.ExitCode(syscall.WaitStatus(init.Wait(t))); code != c.status {
+				t.Errorf("the init exited %d, want %d", code, c.status)
+			}
+		})
 	}
 }

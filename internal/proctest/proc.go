@@ -29,6 +29,7 @@ type Stat struct {
 	PGRP       int
 	Session    int
 	TTYNr      int // the controlling terminal's device number; 0 for none
+	TPGID      int // the foreground process group of that terminal; -1 for none
 	NumThreads int
 	StartTime  uint64 // clock ticks after boot
 }
@@ -54,7 +55,7 @@ func ReadStat(pid int) (Stat, error) {
 	for _, field := range []struct {
 		n int
 		p *int
-	}{{4, &s.PPID}, {5, &s.PGRP}, {6, &s.Session}, {7, &s.TTYNr}, {20, &s.NumThreads}} {
+	}{{4, &s.PPID}, {5, &s.PGRP}, {6, &s.Session}, {7, &s.TTYNr}, {8, &s.TPGID}, {20, &s.NumThreads}} {
 		if *field.p, err = strconv.Atoi(f[field.n-3]); err != nil {
 			return Stat{}, fmt.Errorf("/proc/%d/stat: field %d: %v", pid, field.n, err)
 		}

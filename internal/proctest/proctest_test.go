@@ -54,7 +54,7 @@ func TestReadStat(t *testing.T) {
 		t.Errorf("stat %+v; want pid %d, comm %q, ppid %d, 1 thread", s, pid, "a) (b c", os.Getpid())
 	}
 	self := proctest.MustStat(t, os.Getpid())
-	if s.PGRP != self.PGRP || s.Session != self.Session || s.TTYNr != self.TTYNr || s.StartTime < self.StartTime {
+	if s.PGRP != self.PGRP || s.Session != self.Session || s.TTYNr != self.TTYNr || s.TPGID != self.TPGID || s.StartTime < self.StartTime {
 		t.Errorf("child %+v, test process %+v: want the same group, session and terminal, started after", s, self)
 	}
 	if !proctest.Alive(pid) || !slices.Contains(proctest.Children(os.Getpid()), pid) {

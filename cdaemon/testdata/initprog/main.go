@@ -21,6 +21,25 @@
 //	gate     report "waiting", then block opening the FIFO INITTEST_GATE
 //	         for reading (never Ready)
 //	fail     report "failing", then cdaemon.Fail(7, ...)
+//	group    start this program as a "member" of its process group and
+//	         wait until it stopped itself; report "ready" with the
+//	         member's pid, Ready; then report "signal" for each INT,
+//	         TERM, WINCH and USR2 it gets (no handler for the others: HUP
+//	         kills it, TSTP stops it)
+//	member   (not under the init) catch INT, TERM, WINCH and USR2, so
+//	         that they are not discarded, and stop itself (SIGSTOP), again
+//	         after each CONT: what is sent to it stays pending, and the
+//	         test reads it in /proc/<pid>/status (ShdPnd)
+//	job      (not under the init; a session leader with the terminal) a
+//	         shell's job control: start this program in mode group with
+//	         CDAEMON=1 CDAEMON_FOREGROUND=1 CDAEMON_INIT=1, as its
+//	         foreground job (INITTEST_JOB=fg: a process group of its own,
+//	         made the terminal's foreground), a background job (bg: a
+//	         group of its own) or in the job shell's group (same, as a
+//	         shell without job control does); exit with its status
+//	serve    take the passed listening socket (cdaemon.ListenFDs);
+//	         report "ready" with LISTEN_PID as it came, the socket's names
+//	         and address, Ready; then answer each connection with its pid
 package main
 
 import (
@@ -29,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,17 +62,21 @@ import (
 
 // Report is what the program sees; init_test.go decodes the same names.
 type Report struct {
-	Mode       string `json:"mode"`
-	Phase      string `json:"phase"`
-	PID        int    `json:"pid"`
-	PPID       int    `json:"ppid"`
-	PGID       int    `json:"pgid"`
-	Daemonized bool   `json:"daemonized"`
-	Leaf       int    `json:"leaf,omitempty"`
-	HUPs       int    `json:"hups,omitempty"`
-	NotifyEnv  string `json:"notify_socket"`
-	ListenPID  string `json:"listen_pid"`
-	Watchdog   string `json:"watchdog_pid"`
+	Mode       string   `json:"mode"`
+	Phase      string   `json:"phase"`
+	PID        int      `json:"pid"`
+	PPID       int      `json:"ppid"`
+	PGID       int      `json:"pgid"`
+	Daemonized bool     `json:"daemonized"`
+	Leaf       int      `json:"leaf,omitempty"`
+	HUPs       int      `json:"hups,omitempty"`
+	NotifyEnv  string   `json:"notify_socket"`
+	ListenPID  string   `json:"listen_pid"`
+	Watchdog   string   `json:"watchdog_pid"`
+	Member     int      `json:"member,omitempty"`
+	Sig        int      `json:"sig,omitempty"`
+	Names      []string `json:"names,omitempty"`
+	Addr       string   `json:"addr,omitempty"`
 }
 
 func report(phase string, fill func(*Report)) {
@@ -173,8 +197,111 @@ func main() {
 	case "fail":
 		report("failing", nil)
 		cdaemon.Fail(7, errors.New("initprog: told to fail"))
+	case "group":
+		group()
+	case "member":
+		// Caught: a stopped process keeps a caught signal pending; one
+		// whose default is to be ignored (WINCH) would be discarded.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGWINCH, syscall.SIGUSR2)
+		for {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		}
+	case "job":
+		os.Exit(job())
+	case "serve":
+		serve()
 	default:
 		fmt.Fprintf(os.Stderr, "initprog: INITTEST_MODE=%q: unknown mode\n", mode)
 		os.Exit(2)
+	}
+}
+
+// group runs the mode of the same name: a program with a child in its
+// process group, which reports the signals it gets.
+func group() {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGWINCH, syscall.SIGUSR2)
+	member := self("member")
+	if err := member.Start(); err != nil {
+		cdaemon.Fail(89, err)
+	}
+	// Stopped (WUNTRACED): from now on a signal to the member waits.
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(member.Process.Pid, &ws, syscall.WUNTRACED, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || !ws.Stopped() {
+			cdaemon.Fail(88, fmt.Errorf("member %d: %v, wait status %#x", member.Process.Pid, err, ws))
+		}
+		break
+	}
+	report("ready", func(r *Report) { r.Member = member.Process.Pid })
+	ready()
+	for s := range sigs {
+		report("signal", func(r *Report) { r.Sig = int(s.(syscall.Signal)) })
+	}
+}
+
+// job runs the mode of the same name; its result is the exit status.
+func job() int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "initprog: job:", err)
+		return 2
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "INITTEST_MODE=group", "CDAEMON=1", "CDAEMON_FOREGROUND=1", "CDAEMON_INIT=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	switch how := os.Getenv("INITTEST_JOB"); how {
+	case "fg":
+		// Ctty is our fd 0, the terminal (Foreground takes the
+		// parent's numbering): the child's group takes it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: 0}
+	case "bg":
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	case "same":
+	default:
+		fmt.Fprintf(os.Stderr, "initprog: INITTEST_JOB=%q: want fg, bg or same\n", how)
+		return 2
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "initprog: job:", err)
+		return 2
+	}
+	_ = cmd.Wait()
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// serve runs the mode of the same name: a socket-activated server.
+func serve() {
+	listenPID := os.Getenv("LISTEN_PID")
+	fds, names, err := cdaemon.ListenFDs(true)
+	if err != nil {
+		cdaemon.Fail(87, err)
+	}
+	if len(fds) != 1 {
+		cdaemon.Fail(86, fmt.Errorf("initprog: %d passed sockets (%v), want 1", len(fds), names))
+	}
+	f := os.NewFile(uintptr(fds[0]), names[0])
+	ln, err := net.FileListener(f)
+	if err != nil {
+		cdaemon.Fail(85, err)
+	}
+	f.Close()
+	report("ready", func(r *Report) { r.ListenPID, r.Names, r.Addr = listenPID, names, ln.Addr().String() })
+	ready()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			cdaemon.Fail(84, err)
+		}
+		fmt.Fprintf(c, "%d\n", os.Getpid())
+		c.Close()
 	}
 }
