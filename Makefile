@@ -39,7 +39,7 @@ TEST_SRCS := $(wildcard csrc/tests/*.c)
 TEST_BINS := $(patsubst csrc/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 VERSION  := $(shell sed -n 's/^\#define CDAEMON_VERSION "\(.*\)"/\1/p' csrc/cdaemon.h)
 
-.PHONY: test-first-hour all lib go csrc-hash test test-c test-c-musl test-go test-bench test-fuzz vet staticcheck demo install clean bench bench-quick
+.PHONY: test-first-hour all lib go csrc-hash test test-c test-c-musl test-go test-bench test-fuzz vet staticcheck demo install clean bench bench-quick bench-deps
 
 all: lib go
 
@@ -193,6 +193,11 @@ bench: csrc-hash $(BUILD)/cdaemonize
 
 bench-quick: csrc-hash $(BUILD)/cdaemonize
 	cd bench && $(GO) run ./cmd/benchrun -quick $(BENCHFLAGS)
+
+# Ruby, musl-gcc, strace and perf for the rows that need them (apt-get,
+# as root); `make bench` runs without them and says which rows it skipped.
+bench-deps:
+	@bash scripts/bench-deps.sh
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
