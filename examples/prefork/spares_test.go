@@ -37,6 +37,22 @@ func (d *daemon) waitSpare(not ...int) int {
 	return spare
 }
 
+// onlyWorkerBut is the master's one child other than spare (with
+// CDAEMON_WORKERS=1, the worker).
+func (d *daemon) onlyWorkerBut(spare int) int {
+	d.t.Helper()
+	var others []int
+	for _, p := range d.workers() {
+		if p != spare {
+			others = append(others, p)
+		}
+	}
+	if len(others) != 1 {
+		d.t.Fatalf("children other than the spare %d: %v, want one worker\n%s", spare, others, d.logTail())
+	}
+	return others[0]
+}
+
 // A spare has its Go runtime started (threads) and holds the listening
 // socket, yet answers nothing; when a worker is killed it takes the
 // worker's index at once (title, log), answers, and a new spare is forked
@@ -114,12 +130,7 @@ func TestSpareRefillWithoutReady(t *testing.T) {
 		"CDAEMON_TIMEOUT=3s", "VERSIONED_HANG_IF="+hangIf)
 	d.waitWorkers(2)
 	spare := d.waitSpare()
-	var victim int
-	for _, p := range d.workers() {
-		if p != spare {
-			victim = p
-		}
-	}
+	victim := d.onlyWorkerBut(spare)
 	// The spare checks the file only once released: it will hang.
 	if err := os.WriteFile(hangIf, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -192,12 +203,7 @@ func TestReleasedSpareWritesTheReopenedLog(t *testing.T) {
 	d := newDaemon(t, example)
 	d.start("CDAEMON_WORKERS=1", "CDAEMON_SPARES=1", "CDAEMON_LISTEN=tcp:127.0.0.1:0")
 	spare := d.waitSpare()
-	worker := 0
-	for _, p := range d.workers() {
-		if p != spare {
-			worker = p
-		}
-	}
+	worker := d.onlyWorkerBut(spare)
 	if err := os.Rename(d.logFile, d.logFile+".1"); err != nil {
 		t.Fatal(err)
 	}
